@@ -1,0 +1,44 @@
+package io.veggur.cli;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** Runs the packaged {@code veggur} jar as a separate process, exactly as a user's shell would. */
+final class Cli {
+    record Result(int exitCode, String stdout, String stderr) {}
+
+    private static final Path JAR = Path.of("target", "veggur.jar").toAbsolutePath();
+
+    private Cli() {}
+
+    static Result run(Path home, String... args) throws IOException, InterruptedException {
+        if (!Files.isRegularFile(JAR)) {
+            throw new IllegalStateException("the CLI jar is not built at " + JAR + "; run through mvn verify");
+        }
+        List<String> command = new ArrayList<>(List.of(
+                ProcessHandle.current().info().command().orElse("java"),
+                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "-jar", JAR.toString()));
+        command.addAll(List.of(args));
+        Path out = Files.createTempFile("veggur-cli-", ".out");
+        Path err = Files.createTempFile("veggur-cli-", ".err");
+        try {
+            ProcessBuilder builder = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile());
+            builder.environment().put("VEGGUR_HOME", home.toString());
+            Process process = builder.start();
+            if (!process.waitFor(180, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                throw new AssertionError("veggur " + String.join(" ", args) + " did not finish within 180 s");
+            }
+            return new Result(process.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
+                    Files.readString(err, StandardCharsets.UTF_8));
+        } finally {
+            Files.deleteIfExists(out);
+            Files.deleteIfExists(err);
+        }
+    }
+}

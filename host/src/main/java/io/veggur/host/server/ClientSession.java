@@ -1,0 +1,242 @@
+package io.veggur.host.server;
+
+import io.veggur.protocol.Capability;
+import io.veggur.protocol.ErrorCode;
+import io.veggur.protocol.Event;
+import io.veggur.protocol.Frame;
+import io.veggur.protocol.MemoryMap;
+import io.veggur.protocol.ProtocolException;
+import io.veggur.protocol.Register;
+import io.veggur.protocol.Reply;
+import io.veggur.protocol.Request;
+import io.veggur.protocol.WireCodec;
+import java.io.FileDescriptor;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.lang.System.Logger;
+import java.lang.System.Logger.Level;
+import java.nio.ByteBuffer;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicLong;
+import org.newsclub.net.unix.AFUNIXSocket;
+
+/**
+ * One client connection. The reader decodes frames in order and runs each request on its own virtual thread, so
+ * replies may overtake each other (a register read that must stop the VM does not hold up memory reads). At most
+ * {@link #MAX_IN_FLIGHT} requests run at once; beyond that the reader stops reading, which pushes back on the client.
+ *
+ * <p>Malformed requests get a typed error and the connection goes on; a frame whose length is out of bounds cannot be
+ * skipped, so it gets an error and the connection is closed. Error messages never carry host paths.
+ */
+final class ClientSession {
+    static final int MAX_IN_FLIGHT = 64;
+    private static final Logger LOG = System.getLogger(ClientSession.class.getName());
+    private static final AtomicLong INCIDENTS = new AtomicLong();
+
+    private final IntrospectionServer server;
+    private final AFUNIXSocket socket;
+    private final Semaphore inFlight = new Semaphore(MAX_IN_FLIGHT);
+    private final Object writeLock = new Object();
+    private volatile boolean handshakeDone;
+    private volatile boolean subscribed;
+    private OutputStream out;
+
+    ClientSession(IntrospectionServer server, AFUNIXSocket socket) {
+        this.server = server;
+        this.socket = socket;
+    }
+
+    void run() {
+        try (socket) {
+            InputStream in = socket.getInputStream();
+            out = socket.getOutputStream();
+            while (true) {
+                Frame frame;
+                try {
+                    frame = Frame.read(in);
+                } catch (ProtocolException e) {
+                    send(0, new Reply.Error(e.code(), e.getMessage()));
+                    return;
+                }
+                if (frame == null) {
+                    return;
+                }
+                inFlight.acquireUninterruptibly();
+                Thread.ofVirtual().name("veggur-request").start(() -> {
+                    try {
+                        send(frame.requestId(), handle(frame));
+                    } catch (IOException e) {
+                        close();
+                    } finally {
+                        inFlight.release();
+                    }
+                });
+            }
+        } catch (IOException e) {
+            if (!IntrospectionServer.isDisconnect(e)) {
+                LOG.log(Level.WARNING, "client connection failed: " + e);
+            }
+        } finally {
+            // Requests still running could take a pause after we release it: wait for all of them first.
+            inFlight.acquireUninterruptibly(MAX_IN_FLIGHT);
+            releaseHeldState();
+        }
+    }
+
+    private Reply handle(Frame frame) throws IOException {
+        try {
+            Request request = WireCodec.decodeRequest(frame);
+            if (request instanceof Request.Hello hello) {
+                return welcome(hello);
+            }
+            if (!handshakeDone) {
+                return new Reply.Error(ErrorCode.HANDSHAKE_REQUIRED, "send a hello before any other request");
+            }
+            return execute(request, frame.requestId());
+        } catch (ProtocolException e) {
+            return new Reply.Error(e.code(), e.getMessage());
+        } catch (RuntimeException | IOException e) {
+            long incident = INCIDENTS.incrementAndGet();
+            LOG.log(Level.ERROR, "request type 0x" + Integer.toHexString(frame.type()) + " failed (incident " + incident + ")", e);
+            return new Reply.Error(ErrorCode.INTERNAL, "internal error (incident " + incident + " in the host log)");
+        }
+    }
+
+    private Reply welcome(Request.Hello hello) {
+        if (hello.minVersion() > WireCodec.VERSION || hello.maxVersion() < WireCodec.VERSION) {
+            return new Reply.Error(ErrorCode.HANDSHAKE_REQUIRED, "no common protocol version: server speaks "
+                    + WireCodec.VERSION + ", client " + hello.minVersion() + ".." + hello.maxVersion());
+        }
+        handshakeDone = true;
+        return new Reply.Welcome(WireCodec.VERSION, server.vmId(), server.vcpus().vcpuCount(),
+                server.ram().memoryMap(), server.policy().capabilities());
+    }
+
+    private Reply execute(Request request, int requestId) throws IOException {
+        return switch (request) {
+            case Request.Hello h -> throw new IllegalStateException("handled before");
+            case Request.ReadPhysical read -> readPhysical(read);
+            case Request.WritePhysical write -> {
+                require(Capability.WRITE_PHYSICAL, "memory writes are disabled for this VM");
+                long offset = checkedOffset(write.address(), write.data().length);
+                server.ram().copyIn(write.data(), offset);
+                yield new Reply.Ok();
+            }
+            case Request.GetRegisters get -> {
+                require(Capability.REGISTERS, "register access is not allowed");
+                if (get.vcpu() < 0 || get.vcpu() >= server.vcpus().vcpuCount()) {
+                    throw new ProtocolException(ErrorCode.OUT_OF_RANGE, "no vCPU " + get.vcpu() + " (the VM has "
+                            + server.vcpus().vcpuCount() + ")");
+                }
+                Map<Register, Long> values = new EnumMap<>(server.vcpus().registers(get.vcpu()));
+                yield new Reply.Registers(get.vcpu(), values);
+            }
+            case Request.Pause p -> {
+                require(Capability.PAUSE_RESUME, "pausing is not allowed");
+                server.pauses().pause(this);
+                yield new Reply.Ok();
+            }
+            case Request.Resume r -> {
+                require(Capability.PAUSE_RESUME, "resuming is not allowed");
+                server.pauses().release(this);
+                yield new Reply.Ok();
+            }
+            case Request.GrantMemoryFd g -> {
+                require(Capability.MEMORY_FD, "memory descriptors are not granted on this socket");
+                sendWithDescriptor(requestId, new Reply.MemoryFd(server.ram().backingSize()),
+                        server.ram().readOnlyDescriptor());
+                yield null;
+            }
+            case Request.SubscribeVmEvents s -> {
+                require(Capability.VM_EVENTS, "VM events are not available");
+                subscribed = true;
+                yield new Reply.Ok();
+            }
+        };
+    }
+
+    private Reply readPhysical(Request.ReadPhysical read) throws ProtocolException {
+        require(Capability.READ_PHYSICAL, "memory reads are not allowed");
+        long[] offsets = new long[read.ranges().size()];
+        for (int i = 0; i < offsets.length; i++) {
+            Request.PhysicalRange range = read.ranges().get(i);
+            offsets[i] = checkedOffset(range.address(), range.length());
+        }
+        byte[] bytes = new byte[(int) read.totalLength()];
+        int position = 0;
+        for (int i = 0; i < offsets.length; i++) {
+            int length = read.ranges().get(i).length();
+            server.ram().copyOut(offsets[i], bytes, position, length);
+            position += length;
+        }
+        return new Reply.Data(bytes);
+    }
+
+    private long checkedOffset(long address, long length) throws ProtocolException {
+        MemoryMap map = server.ram().memoryMap();
+        long offset = map.backingOffset(address, length);
+        if (offset < 0) {
+            throw new ProtocolException(ErrorCode.OUT_OF_RANGE, "guest-physical range 0x%x+0x%x is not inside guest RAM"
+                    .formatted(address, length));
+        }
+        return offset;
+    }
+
+    private void require(Capability capability, String refusal) throws ProtocolException {
+        if (!server.policy().capabilities().contains(capability)) {
+            throw new ProtocolException(ErrorCode.PERMISSION_DENIED, refusal);
+        }
+    }
+
+    void deliver(Event event) {
+        if (subscribed) {
+            try {
+                write(WireCodec.encode(event), null);
+            } catch (IOException e) {
+                close();
+            }
+        }
+    }
+
+    private void send(int requestId, Reply reply) throws IOException {
+        if (reply != null) {
+            write(WireCodec.encode(requestId, reply), null);
+        }
+    }
+
+    private void sendWithDescriptor(int requestId, Reply reply, FileDescriptor fd) throws IOException {
+        write(WireCodec.encode(requestId, reply), fd);
+    }
+
+    /** Frames are written whole under one lock, so concurrent replies never interleave. */
+    private void write(ByteBuffer frame, FileDescriptor fd) throws IOException {
+        synchronized (writeLock) {
+            if (fd != null) {
+                socket.setOutboundFileDescriptors(fd);
+            }
+            try {
+                out.write(frame.array(), frame.arrayOffset(), frame.limit());
+                out.flush();
+            } finally {
+                if (fd != null) {
+                    socket.setOutboundFileDescriptors((FileDescriptor[]) null);
+                }
+            }
+        }
+    }
+
+    private void releaseHeldState() {
+        try {
+            server.pauses().release(this);
+        } catch (IOException e) {
+            LOG.log(Level.ERROR, "could not resume the VM after a client left", e);
+        }
+    }
+
+    void close() {
+        IntrospectionServer.closeQuietly(socket);
+    }
+}

@@ -1,0 +1,38 @@
+package io.veggur.host.vm;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+
+/**
+ * Where Veggur keeps its state: {@code $VEGGUR_HOME}, else /var/lib/veggur for root, else ~/.local/state/veggur.
+ * Layout: {@code vms/NAME/} per VM (see {@link VmDirectory}).
+ */
+public record VeggurHome(Path root) {
+    public static VeggurHome fromEnvironment() {
+        String configured = System.getenv("VEGGUR_HOME");
+        if (configured != null && !configured.isBlank()) {
+            return new VeggurHome(Path.of(configured).toAbsolutePath());
+        }
+        if ("root".equals(System.getProperty("user.name"))) {
+            return new VeggurHome(Path.of("/var/lib/veggur"));
+        }
+        return new VeggurHome(Path.of(System.getProperty("user.home"), ".local", "state", "veggur"));
+    }
+
+    public Path vmsDirectory() {
+        return root.resolve("vms");
+    }
+
+    public VmDirectory vm(String name) {
+        return new VmDirectory(vmsDirectory().resolve(VmName.check(name)));
+    }
+
+    /** Creates a directory (and parents) and forces it to mode 0700 whatever the umask. */
+    public static Path privateDirectory(Path directory) throws IOException {
+        Files.createDirectories(directory);
+        Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx------"));
+        return directory;
+    }
+}

@@ -1,0 +1,36 @@
+package io.veggur.host.vm;
+
+import java.nio.file.Path;
+
+/**
+ * A request to start a VM, as given by a user. Null kernel means the built-in test guest; accel may be "auto".
+ */
+public record VmSpec(String name, Path kernel, Path initrd, String append, Path disk, long memoryBytes, int vcpus,
+                     String cpuModel, String accel, boolean allowWrite) {
+    public static final long MIN_MEMORY = 64L << 20;
+    public static final int MAX_VCPUS = 64;
+
+    public static VmSpec builtinGuest(String name) {
+        return new VmSpec(name, null, null, null, null, 256L << 20, 1, null, "auto", false);
+    }
+
+    public VmSpec withMemory(long bytes) {
+        return new VmSpec(name, kernel, initrd, append, disk, bytes, vcpus, cpuModel, accel, allowWrite);
+    }
+
+    public VmSpec withVcpus(int count) {
+        return new VmSpec(name, kernel, initrd, append, disk, memoryBytes, count, cpuModel, accel, allowWrite);
+    }
+
+    public VmSpec withCpuModel(String model) {
+        return new VmSpec(name, kernel, initrd, append, disk, memoryBytes, vcpus, model, accel, allowWrite);
+    }
+
+    public VmSpec withAppend(String kernelArguments) {
+        return new VmSpec(name, kernel, initrd, kernelArguments, disk, memoryBytes, vcpus, cpuModel, accel, allowWrite);
+    }
+
+    public VmSpec withAllowWrite(boolean allow) {
+        return new VmSpec(name, kernel, initrd, append, disk, memoryBytes, vcpus, cpuModel, accel, allow);
+    }
+}

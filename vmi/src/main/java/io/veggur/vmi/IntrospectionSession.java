@@ -1,0 +1,132 @@
+package io.veggur.vmi;
+
+import io.veggur.protocol.Capability;
+import io.veggur.protocol.ErrorCode;
+import io.veggur.protocol.Event;
+import io.veggur.protocol.MemoryMap;
+import io.veggur.protocol.Reply;
+import io.veggur.protocol.Request;
+import io.veggur.protocol.WireCodec;
+import io.veggur.vmi.memory.MappedPhysicalMemory;
+import io.veggur.vmi.memory.PhysicalMemory;
+import io.veggur.vmi.transport.Connection;
+import io.veggur.vmi.transport.Transport;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * One connection to a VM's introspection socket: the entry point of the client library.
+ *
+ * <p>{@link #physicalMemory()} is the fastest source available: the zero-copy mapping of the granted memory
+ * descriptor when the socket is local and grants one, batched remote reads otherwise. Thread-safe.
+ */
+public final class IntrospectionSession implements AutoCloseable {
+    private static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
+
+    private final ProtocolClient client;
+    private final Reply.Welcome welcome;
+    private final boolean canReceiveFds;
+    private final RemotePhysicalMemory remoteMemory;
+    private MappedPhysicalMemory mappedMemory;
+
+    private IntrospectionSession(ProtocolClient client, Reply.Welcome welcome, boolean canReceiveFds) {
+        this.client = client;
+        this.welcome = welcome;
+        this.canReceiveFds = canReceiveFds;
+        this.remoteMemory = new RemotePhysicalMemory(client, welcome.memoryMap());
+    }
+
+    public static IntrospectionSession connect(String endpoint) throws IOException {
+        return connect(Transport.parse(endpoint));
+    }
+
+    public static IntrospectionSession connect(Transport transport) throws IOException {
+        Connection connection = transport.open();
+        ProtocolClient client = new ProtocolClient(connection, DEFAULT_TIMEOUT);
+        try {
+            Reply reply = client.call(new Request.Hello(WireCodec.VERSION, WireCodec.VERSION)).reply();
+            if (!(reply instanceof Reply.Welcome welcome)) {
+                throw new VmiException(ErrorCode.MALFORMED, "the server did not answer the handshake with a welcome");
+            }
+            return new IntrospectionSession(client, welcome, connection.canReceiveFileDescriptors());
+        } catch (IOException | RuntimeException e) {
+            client.close();
+            throw e;
+        }
+    }
+
+    public String vmId() {
+        return welcome.vmId();
+    }
+
+    public int protocolVersion() {
+        return welcome.version();
+    }
+
+    public int vcpuCount() {
+        return welcome.vcpus();
+    }
+
+    public MemoryMap memoryMap() {
+        return welcome.memoryMap();
+    }
+
+    public Set<Capability> capabilities() {
+        return welcome.capabilities();
+    }
+
+    /** The zero-copy mapping when available (local socket that grants the descriptor), else remote reads. */
+    public synchronized PhysicalMemory physicalMemory() throws IOException {
+        if (mappedMemory == null && canReceiveFds && capabilities().contains(Capability.MEMORY_FD)) {
+            mappedMemory = mapGrantedMemory();
+        }
+        return mappedMemory != null ? mappedMemory : remoteMemory;
+    }
+
+    /** Reads through the socket even when a mapping is possible (for comparison and benchmarks). */
+    public PhysicalMemory remotePhysicalMemory() {
+        return remoteMemory;
+    }
+
+    private MappedPhysicalMemory mapGrantedMemory() throws IOException {
+        ProtocolClient.Answer answer = client.call(new Request.GrantMemoryFd());
+        if (answer.fd() == null) {
+            throw new VmiException(ErrorCode.MALFORMED, "the server granted memory but no descriptor arrived");
+        }
+        return MappedPhysicalMemory.of(answer.fd(), memoryMap());
+    }
+
+    public VcpuRegisters registers(int vcpu) throws IOException {
+        Reply.Registers registers = (Reply.Registers) client.call(new Request.GetRegisters(vcpu)).reply();
+        return new VcpuRegisters(registers.vcpu(), registers.values());
+    }
+
+    public void writePhysical(long address, byte[] data) throws IOException {
+        client.call(new Request.WritePhysical(address, data));
+    }
+
+    /** Pauses every vCPU. The server resumes the VM by itself if this session ends while holding the pause. */
+    public void pause() throws IOException {
+        client.call(new Request.Pause());
+    }
+
+    public void resume() throws IOException {
+        client.call(new Request.Resume());
+    }
+
+    /** Delivers VM state changes to {@code listener} on the client's reader thread; keep it quick. */
+    public void subscribeVmEvents(Consumer<Event> listener) throws IOException {
+        client.addEventListener(listener);
+        client.call(new Request.SubscribeVmEvents());
+    }
+
+    @Override
+    public synchronized void close() {
+        client.close();
+        if (mappedMemory != null) {
+            mappedMemory.close();
+        }
+    }
+}

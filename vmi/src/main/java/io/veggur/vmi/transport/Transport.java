@@ -1,0 +1,25 @@
+package io.veggur.vmi.transport;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * Where an introspection socket is and how to reach it. Endpoints are written as URIs: {@code unix:/path/vmi.sock}
+ * (or a bare path). Further schemes (tcp, tls, serial, vsock) plug in here.
+ */
+public sealed interface Transport permits UnixSocketTransport {
+    Connection open() throws IOException;
+
+    /** A human-readable endpoint, safe to print. */
+    String describe();
+
+    static Transport parse(String endpoint) {
+        if (endpoint.startsWith("unix:")) {
+            return new UnixSocketTransport(Path.of(endpoint.substring("unix:".length())));
+        }
+        if (endpoint.matches("^[a-z][a-z0-9+.-]*:.*") && !endpoint.startsWith("/")) {
+            throw new IllegalArgumentException("unsupported endpoint scheme in '" + endpoint + "' (supported: unix:PATH)");
+        }
+        return new UnixSocketTransport(Path.of(endpoint));
+    }
+}
