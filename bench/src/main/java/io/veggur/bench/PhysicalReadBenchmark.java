@@ -61,7 +61,7 @@ public class PhysicalReadBenchmark {
         manager = new VmManager(new VeggurHome(home));
         VmInfo vm = manager.start(VmSpec.builtinGuest("bench"));
         new GuestConsole(manager.directory("bench")).awaitLine(Pattern.compile("VEGGUR-READY"), Duration.ofSeconds(120));
-        session = IntrospectionSession.connect(vm.socket().toString());
+        session = IntrospectionSession.connect(vm.socket());
         memory = path.equals("fd") ? session.physicalMemory() : session.remotePhysicalMemory();
         buffer = new byte[size];
         SplittableRandom random = new SplittableRandom(42);

@@ -42,7 +42,7 @@ final class DemoCommand implements Callable<Integer> {
             TestGuestMarker marker = TestGuestMarker.await(console, BOOT_TIMEOUT);
             done(String.format("marker page at guest-physical 0x%x (seed 0x%x), counter page at 0x%x",
                     marker.markerAddress(), marker.seed(), marker.counterAddress()));
-            try (IntrospectionSession session = IntrospectionSession.connect(vm.socket().toString())) {
+            try (IntrospectionSession session = IntrospectionSession.connect(vm.socket())) {
                 showSocket(session, marker);
             }
             ok = true;

@@ -23,7 +23,7 @@ final class Target {
         if (choice.socket != null) {
             return choice.socket;
         }
-        return VmCommand.manager().info(choice.vm).socket().toString();
+        return VmCommand.manager().info(choice.vm).socket();
     }
 
     IntrospectionSession connect() throws VmException, IOException {

@@ -62,7 +62,7 @@ class ProtocolFuzzIT {
                     }
                     case 1 -> {
                         // Length fields the server cannot honour: a typed error, then the connection is dropped.
-                        int length = random.nextBoolean() ? -1 - random.nextInt(1000) : Frame.MAX_PAYLOAD + 9 + random.nextInt(1 << 20);
+                        int length = random.nextBoolean() ? -1 - random.nextInt(1000) : Frame.MAX_REQUEST_PAYLOAD + 9 + random.nextInt(1 << 24);
                         raw.out.write(ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putInt(length).putInt(7).putInt(0).array());
                         assertThat(raw.errorCode()).isEqualTo(ErrorCode.MALFORMED);
                         frames++;

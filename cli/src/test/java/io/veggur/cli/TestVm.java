@@ -51,7 +51,7 @@ final class TestVm implements AutoCloseable {
     }
 
     String socket() {
-        return info.socket().toString();
+        return info.socket();
     }
 
     @Override

@@ -19,11 +19,18 @@ import java.nio.ByteOrder;
  */
 public record Frame(int requestId, int type, ByteBuffer payload) {
     public static final int HEADER_BYTES = 12;
-    /** Largest payload: a full 16 MiB read plus room for its header. */
+    /** Largest payload a server sends: a full 16 MiB read plus room for its header. */
     public static final int MAX_PAYLOAD = WireCodec.MAX_READ_BYTES + 4096;
+    /** Largest payload a client sends: a 1 MiB write (a full scatter list of reads is smaller). */
+    public static final int MAX_REQUEST_PAYLOAD = WireCodec.MAX_WRITE_BYTES + 4096;
 
-    /** Reads the next frame, or returns null on a clean end of stream between frames. */
+    /** Reads the next frame from a server, or returns null on a clean end of stream between frames. */
     public static Frame read(InputStream in) throws IOException {
+        return read(in, MAX_PAYLOAD);
+    }
+
+    /** Reads the next frame whose payload is at most {@code maxPayload}, or null on a clean end of stream. */
+    public static Frame read(InputStream in, int maxPayload) throws IOException {
         byte[] lengthBytes = new byte[4];
         int first = in.readNBytes(lengthBytes, 0, 4);
         if (first == 0) {
@@ -33,8 +40,8 @@ public record Frame(int requestId, int type, ByteBuffer payload) {
             throw new EOFException("stream ended inside a frame header");
         }
         long length = Integer.toUnsignedLong(ByteBuffer.wrap(lengthBytes).order(ByteOrder.LITTLE_ENDIAN).getInt());
-        if (length < HEADER_BYTES - 4 || length > MAX_PAYLOAD + HEADER_BYTES - 4) {
-            throw new ProtocolException(ErrorCode.MALFORMED, "frame length " + length + " outside 8.." + (MAX_PAYLOAD + 8));
+        if (length < HEADER_BYTES - 4 || length > maxPayload + HEADER_BYTES - 4) {
+            throw new ProtocolException(ErrorCode.MALFORMED, "frame length " + length + " outside 8.." + (maxPayload + 8));
         }
         byte[] body = in.readNBytes((int) length);
         if (body.length < length) {

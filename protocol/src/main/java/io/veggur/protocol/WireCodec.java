@@ -90,6 +90,11 @@ public final class WireCodec {
         };
     }
 
+    /** A {@code DATA} frame with room for {@code length} bytes, positioned where they go. */
+    public static ByteBuffer dataFrame(int requestId, int length) {
+        return Frame.allocate(requestId, DATA, length);
+    }
+
     public static Request decodeRequest(Frame frame) throws ProtocolException {
         ByteBuffer b = frame.payload();
         try {

@@ -56,9 +56,9 @@ final class ClientSession {
             while (true) {
                 Frame frame;
                 try {
-                    frame = Frame.read(in);
+                    frame = Frame.read(in, Frame.MAX_REQUEST_PAYLOAD);
                 } catch (ProtocolException e) {
-                    send(0, new Reply.Error(e.code(), e.getMessage()));
+                    write(WireCodec.encode(0, new Reply.Error(e.code(), e.getMessage())), null);
                     return;
                 }
                 if (frame == null) {
@@ -67,7 +67,10 @@ final class ClientSession {
                 inFlight.acquireUninterruptibly();
                 Thread.ofVirtual().name("veggur-request").start(() -> {
                     try {
-                        send(frame.requestId(), handle(frame));
+                        ByteBuffer reply = handle(frame);
+                        if (reply != null) {
+                            write(reply, null);
+                        }
                     } catch (IOException e) {
                         close();
                     } finally {
@@ -86,22 +89,29 @@ final class ClientSession {
         }
     }
 
-    private Reply handle(Frame frame) throws IOException {
+    /** The encoded reply frame, or null when the reply was already written (reads, descriptor grants). */
+    private ByteBuffer handle(Frame frame) throws IOException {
+        int id = frame.requestId();
         try {
             Request request = WireCodec.decodeRequest(frame);
             if (request instanceof Request.Hello hello) {
-                return welcome(hello);
+                return WireCodec.encode(id, welcome(hello));
             }
             if (!handshakeDone) {
-                return new Reply.Error(ErrorCode.HANDSHAKE_REQUIRED, "send a hello before any other request");
+                return WireCodec.encode(id, new Reply.Error(ErrorCode.HANDSHAKE_REQUIRED, "send a hello before any other request"));
             }
-            return execute(request, frame.requestId());
+            if (request instanceof Request.ReadPhysical read) {
+                readPhysical(id, read);
+                return null;
+            }
+            Reply reply = execute(request, id);
+            return reply == null ? null : WireCodec.encode(id, reply);
         } catch (ProtocolException e) {
-            return new Reply.Error(e.code(), e.getMessage());
+            return WireCodec.encode(id, new Reply.Error(e.code(), e.getMessage()));
         } catch (RuntimeException | IOException e) {
             long incident = INCIDENTS.incrementAndGet();
             LOG.log(Level.ERROR, "request type 0x" + Integer.toHexString(frame.type()) + " failed (incident " + incident + ")", e);
-            return new Reply.Error(ErrorCode.INTERNAL, "internal error (incident " + incident + " in the host log)");
+            return WireCodec.encode(id, new Reply.Error(ErrorCode.INTERNAL, "internal error (incident " + incident + " in the host log)"));
         }
     }
 
@@ -118,7 +128,7 @@ final class ClientSession {
     private Reply execute(Request request, int requestId) throws IOException {
         return switch (request) {
             case Request.Hello h -> throw new IllegalStateException("handled before");
-            case Request.ReadPhysical read -> readPhysical(read);
+            case Request.ReadPhysical read -> throw new IllegalStateException("handled before");
             case Request.WritePhysical write -> {
                 require(Capability.WRITE_PHYSICAL, "memory writes are disabled for this VM");
                 long offset = checkedOffset(write.address(), write.data().length);
@@ -158,21 +168,32 @@ final class ClientSession {
         };
     }
 
-    private Reply readPhysical(Request.ReadPhysical read) throws ProtocolException {
+    /**
+     * Copies the ranges straight into the reply frame. The bytes come out of the server's shared read budget, so
+     * pipelined 16 MiB reads from any number of clients cannot exhaust the supervisor's heap.
+     */
+    private void readPhysical(int requestId, Request.ReadPhysical read) throws IOException {
         require(Capability.READ_PHYSICAL, "memory reads are not allowed");
         long[] offsets = new long[read.ranges().size()];
         for (int i = 0; i < offsets.length; i++) {
             Request.PhysicalRange range = read.ranges().get(i);
             offsets[i] = checkedOffset(range.address(), range.length());
         }
-        byte[] bytes = new byte[(int) read.totalLength()];
-        int position = 0;
-        for (int i = 0; i < offsets.length; i++) {
-            int length = read.ranges().get(i).length();
-            server.ram().copyOut(offsets[i], bytes, position, length);
-            position += length;
+        int total = (int) read.totalLength();
+        server.readBudget().acquireUninterruptibly(total);
+        try {
+            ByteBuffer frame = WireCodec.dataFrame(requestId, total);
+            byte[] array = frame.array();
+            int position = frame.position();
+            for (int i = 0; i < offsets.length; i++) {
+                int length = read.ranges().get(i).length();
+                server.ram().copyOut(offsets[i], array, position, length);
+                position += length;
+            }
+            write(frame.position(position).flip(), null);
+        } finally {
+            server.readBudget().release(total);
         }
-        return new Reply.Data(bytes);
     }
 
     private long checkedOffset(long address, long length) throws ProtocolException {
@@ -198,12 +219,6 @@ final class ClientSession {
             } catch (IOException e) {
                 close();
             }
-        }
-    }
-
-    private void send(int requestId, Reply reply) throws IOException {
-        if (reply != null) {
-            write(WireCodec.encode(requestId, reply), null);
         }
     }
 

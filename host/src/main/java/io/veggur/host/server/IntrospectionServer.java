@@ -25,6 +25,8 @@ import org.newsclub.net.unix.AFUNIXSocketAddress;
  */
 public final class IntrospectionServer implements AutoCloseable {
     static final int MAX_CLIENTS = 32;
+    /** Bytes of read replies that may be held in memory at once, across all clients. */
+    static final int READ_BUDGET_BYTES = 64 << 20;
     private static final Logger LOG = System.getLogger(IntrospectionServer.class.getName());
 
     private final Path socketPath;
@@ -35,6 +37,7 @@ public final class IntrospectionServer implements AutoCloseable {
     private final PauseArbiter pauses;
     private final Set<ClientSession> sessions = ConcurrentHashMap.newKeySet();
     private final Semaphore clientSlots = new Semaphore(MAX_CLIENTS);
+    private final Semaphore readBudget = new Semaphore(READ_BUDGET_BYTES);
     private final AFUNIXServerSocket serverSocket;
     private volatile boolean closed;
 
@@ -115,6 +118,10 @@ public final class IntrospectionServer implements AutoCloseable {
 
     AccessPolicy policy() {
         return policy;
+    }
+
+    Semaphore readBudget() {
+        return readBudget;
     }
 
     PauseArbiter pauses() {

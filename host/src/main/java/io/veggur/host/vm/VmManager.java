@@ -177,7 +177,8 @@ public final class VmManager {
         VmConfig config = JsonFiles.read(directory.config(), VmConfig.class);
         Optional<VmState> state = state(directory);
         String phase = state.map(this::phaseName).orElse("unknown");
-        return new VmInfo(config.name(), config.id(), phase, directory.introspectionSocket(), directory.consoleLog(),
+        return new VmInfo(config.name(), config.id(), phase, directory.introspectionSocket().toString(),
+                directory.consoleLog().toString(),
                 config.memoryBytes(), config.vcpus(), config.accel(), config.cpuModel(),
                 state.map(VmState::supervisorPid).orElse(0L), state.map(VmState::qemuPid).orElse(0L),
                 state.map(VmState::error).orElse(null));

@@ -2,7 +2,6 @@ package io.veggur.host.qemu;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.EOFException;
 import java.io.IOException;
@@ -36,7 +35,6 @@ class GdbStubTest {
 
     @BeforeEach
     void startQemu() throws Exception {
-        assumeTrue(TestQemu.installed(), TestQemu.BINARY + " is not installed");
         qemu = TestQemu.start(directory, 2);
         qmp = QmpClient.connect(qemu.qmpSocket(), TIMEOUT);
         gdb = GdbStub.connect(qemu.gdbSocket(), TIMEOUT);

@@ -2,7 +2,6 @@ package io.veggur.host.qemu;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
@@ -35,7 +34,6 @@ class QmpClientTest {
 
     @BeforeEach
     void startQemu() throws Exception {
-        assumeTrue(TestQemu.installed(), TestQemu.BINARY + " is not installed");
         qemu = TestQemu.start(directory, 1);
         qmp = QmpClient.connect(qemu.qmpSocket(), TIMEOUT);
     }

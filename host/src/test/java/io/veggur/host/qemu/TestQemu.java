@@ -23,16 +23,6 @@ final class TestQemu implements AutoCloseable {
         this.directory = directory;
     }
 
-    static boolean installed() {
-        String path = System.getenv().getOrDefault("PATH", "");
-        for (String dir : path.split(":")) {
-            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, BINARY))) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     static TestQemu start(Path directory, int vcpus) throws IOException, InterruptedException {
         Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx------"));
         Path gdb = directory.resolve("gdb.sock");
