@@ -14,6 +14,11 @@ public record VmSpec(String name, Path kernel, Path initrd, String append, Path 
         return new VmSpec(name, null, null, null, null, 256L << 20, 1, null, "auto", false);
     }
 
+    /** Boots another kernel with the test guest's conventions (console on ttyS0, no reboot on panic). */
+    public VmSpec withKernel(Path kernelFile, Path initrdFile, String kernelArguments) {
+        return new VmSpec(name, kernelFile, initrdFile, kernelArguments, disk, memoryBytes, vcpus, cpuModel, accel, allowWrite);
+    }
+
     public VmSpec withMemory(long bytes) {
         return new VmSpec(name, kernel, initrd, append, disk, bytes, vcpus, cpuModel, accel, allowWrite);
     }
