@@ -21,8 +21,8 @@ public final class WireCodec {
     public static final int MAX_WRITE_BYTES = 1 << 20;
     public static final int MAX_STRING_BYTES = 4096;
 
-    static final int HELLO = 0x01, READ_PHYSICAL = 0x02, WRITE_PHYSICAL = 0x03, GET_REGISTERS = 0x04, PAUSE = 0x05,
-            RESUME = 0x06, GRANT_MEMORY_FD = 0x07, SUBSCRIBE_VM_EVENTS = 0x08;
+    public static final int HELLO = 0x01, READ_PHYSICAL = 0x02, WRITE_PHYSICAL = 0x03, GET_REGISTERS = 0x04,
+            PAUSE = 0x05, RESUME = 0x06, GRANT_MEMORY_FD = 0x07, SUBSCRIBE_VM_EVENTS = 0x08;
     static final int WELCOME = 0x81, DATA = 0x82, OK = 0x83, REGISTERS = 0x84, MEMORY_FD = 0x85, ERROR = 0xFF;
     static final int VM_STATE_CHANGED = 0x101;
 

@@ -50,7 +50,7 @@ final class ProtocolClient implements AutoCloseable {
         this.out = connection.output();
         this.timeout = timeout;
         InputStream in = connection.input();
-        Thread.ofVirtual().name("veggur-client-reader").start(() -> readLoop(in));
+        Thread.ofPlatform().daemon().name("veggur-client-reader").start(() -> readLoop(in));
     }
 
     void addEventListener(Consumer<Event> listener) {

@@ -24,9 +24,10 @@ import java.util.concurrent.atomic.AtomicLong;
 import org.newsclub.net.unix.AFUNIXSocket;
 
 /**
- * One client connection. The reader decodes frames in order and runs each request on its own virtual thread, so
- * replies may overtake each other (a register read that must stop the VM does not hold up memory reads). At most
- * {@link #MAX_IN_FLIGHT} requests run at once; beyond that the reader stops reading, which pushes back on the client.
+ * One client connection. The reader decodes frames in order; memory requests are served on the reader thread, and
+ * requests that go through the gdbstub on virtual threads of their own, so replies may overtake each other (a
+ * register read that must stop the VM does not hold up memory reads). At most {@link #MAX_IN_FLIGHT} requests run at
+ * once; beyond that the reader stops reading, which pushes back on the client.
  *
  * <p>Malformed requests get a typed error and the connection goes on; a frame whose length is out of bounds cannot be
  * skipped, so it gets an error and the connection is closed. Error messages never carry host paths.
@@ -65,18 +66,11 @@ final class ClientSession {
                     return;
                 }
                 inFlight.acquireUninterruptibly();
-                Thread.ofVirtual().name("veggur-request").start(() -> {
-                    try {
-                        ByteBuffer reply = handle(frame);
-                        if (reply != null) {
-                            write(reply, null);
-                        }
-                    } catch (IOException e) {
-                        close();
-                    } finally {
-                        inFlight.release();
-                    }
-                });
+                if (touchesVcpus(frame.type())) {
+                    Thread.ofVirtual().name("veggur-request").start(() -> serve(frame));
+                } else {
+                    serve(frame);
+                }
             }
         } catch (IOException e) {
             if (!IntrospectionServer.isDisconnect(e)) {
@@ -86,6 +80,27 @@ final class ClientSession {
             // Requests still running could take a pause after we release it: wait for all of them first.
             inFlight.acquireUninterruptibly(MAX_IN_FLIGHT);
             releaseHeldState();
+        }
+    }
+
+    /**
+     * Requests that go through the gdbstub may wait on the VM; they run on their own thread so memory reads are not
+     * held up behind them. Everything else is a bounded memory copy, cheapest done right here.
+     */
+    private static boolean touchesVcpus(int type) {
+        return type == WireCodec.GET_REGISTERS || type == WireCodec.PAUSE || type == WireCodec.RESUME;
+    }
+
+    private void serve(Frame frame) {
+        try {
+            ByteBuffer reply = handle(frame);
+            if (reply != null) {
+                write(reply, null);
+            }
+        } catch (IOException e) {
+            close();
+        } finally {
+            inFlight.release();
         }
     }
 
