@@ -19,7 +19,8 @@ import picocli.CommandLine.Option;
 
 /** {@code veggur vmi ...}: introspection through a VM's socket, as a tenant would do it. */
 @Command(name = "vmi", description = "Introspect a VM through its introspection socket.", mixinStandardHelpOptions = true,
-        subcommands = {VmiCommand.Info.class, VmiCommand.Regs.class, VmiCommand.Read.class})
+        subcommands = {VmiCommand.Info.class, VmiCommand.Regs.class, VmiCommand.Read.class, LinuxCommand.Ps.class,
+                LinuxCommand.PsTree.class, LinuxCommand.Lsmod.class, LinuxCommand.Kernel.class})
 final class VmiCommand {
     @Command(name = "info", description = "Show what the socket announces: VM id, vCPUs, memory map, capabilities.")
     static final class Info implements Callable<Integer> {

@@ -15,7 +15,7 @@ import java.io.IOException;
  * PDPTE or PDE with PS (bit 7) maps a 1 GiB or 2 MiB page; a PTE always maps a 4 KiB page (its bit 7 is PAT, and so
  * is bit 12 of a large-page entry). Bits 52..63 of an entry (software bits, protection key, XD) are never address
  * bits. The loop runs once per level, so a walk reads at most five entries whatever the tables hold: cyclic or
- * self-referencing tables cannot make it loop, and nothing is allocated while walking.
+ * self-referencing tables cannot make it loop, and a successful walk allocates nothing.
  *
  * <p>Failures are {@link TranslationException}s, never unchecked exceptions: a non-canonical address, a non-present
  * entry, a bit the CPU reserves, and an entry that points outside guest RAM. The last is

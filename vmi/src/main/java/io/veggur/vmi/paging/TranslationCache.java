@@ -1,19 +1,20 @@
 package io.veggur.vmi.paging;
 
-import java.util.Arrays;
 import java.util.concurrent.locks.StampedLock;
 
 /**
- * The walker's TLB: three direct-mapped tables, one per page size (4 KiB, 2 MiB, 1 GiB), of {@code slots} entries
+ * The walker's TLB: three direct-mapped tables, one per page size (1 GiB, 2 MiB, 4 KiB), of {@code slots} entries
  * each, mapping (root table, virtual page) to the walker's packed translation. A lookup probes the one slot per page
- * size that could hold the address; an insert overwrites its slot. So the cache holds at most 3 x slots entries and
- * allocates nothing after construction. The slot index mixes the root into the page number, so different address
- * spaces' copies of the same user page do not evict each other.
+ * size that could hold the address, largest size first (the kernel's direct map uses large pages); an insert
+ * overwrites its slot. So the cache holds at most 3 x slots entries and allocates nothing after construction. The slot
+ * index mixes the root into the page number, so different address spaces' copies of the same user page do not evict
+ * each other.
  *
- * <p>Entry layout: {@code roots[i]} the root table; {@code tags[i]} the virtual page base with the generation in its
- * low 12 bits (0 = empty); {@code values[i]} the packed translation (never 0). {@link #invalidate()} moves to the next
- * generation, which retires every entry in O(1); the tags are wiped only when the generation wraps, once per 4095
- * invalidations, so no retired entry can come back. {@link #invalidate(long)} wipes one root's entries.
+ * <p>An entry is three consecutive longs of one array, so a probe touches one cache line: the root table; the tag,
+ * which is the virtual page base with the generation in its low 12 bits (0 = empty); and the packed translation
+ * (never 0). {@link #invalidate()} moves to the next generation, which retires every entry in O(1); the tags are wiped
+ * only when the generation wraps, once per 4095 invalidations, so no retired entry can come back.
+ * {@link #invalidate(long)} wipes one root's entries.
  *
  * <p>Concurrency: one {@link StampedLock}. Inserts and invalidations write under the write lock. Lookups read
  * optimistically (no lock, no shared write) and retry under the read lock when a writer intervened, so a lookup never
@@ -24,16 +25,18 @@ final class TranslationCache {
     static final int DEFAULT_SLOTS = 1024;
 
     private static final int PAGE_SIZES = 3;
+    private static final int ROOT = 0;
+    private static final int TAG = 1;
+    private static final int VALUE = 2;
+    private static final int ENTRY_LONGS = 3;
     private static final int GENERATIONS = 4095;
     private static final long GENERATION_MASK = 0xFFF;
     private static final long ROOT_MIX = 0x9E3779B97F4A7C15L;
 
     private final int slots;
-    private final long[] roots;
-    private final long[] tags;
-    private final long[] values;
+    private final long[] entries;
     private final StampedLock lock = new StampedLock();
-    private int generation = 1;
+    private long generation = 1;
     private volatile long epoch;
 
     TranslationCache(int slots) {
@@ -41,9 +44,7 @@ final class TranslationCache {
             throw new IllegalArgumentException("slots per page size must be a power of two in 1..2^20, got " + slots);
         }
         this.slots = slots;
-        this.roots = new long[PAGE_SIZES * slots];
-        this.tags = new long[PAGE_SIZES * slots];
-        this.values = new long[PAGE_SIZES * slots];
+        this.entries = new long[ENTRY_LONGS * PAGE_SIZES * slots];
     }
 
     /** The packed translation cached for {@code virtualAddress} under {@code root}, or 0. */
@@ -62,12 +63,13 @@ final class TranslationCache {
     }
 
     private long probe(long root, long virtualAddress) {
-        long generation = this.generation;
-        for (int level = 1; level <= PAGE_SIZES; level++) {
+        long mix = mix(root);
+        for (int level = PAGE_SIZES; level >= 1; level--) {
             int shift = PageTableWalker.pageShift(level);
-            int slot = slot(level, root, virtualAddress >>> shift);
-            if (tags[slot] == ((virtualAddress & (-1L << shift)) | generation) && roots[slot] == root) {
-                return values[slot];
+            int entry = entry(level, mix, virtualAddress >>> shift);
+            long tag = (virtualAddress & (-1L << shift)) | generation;
+            if (entries[entry + TAG] == tag && entries[entry + ROOT] == root) {
+                return entries[entry + VALUE];
             }
         }
         return 0;
@@ -81,13 +83,13 @@ final class TranslationCache {
     /** Caches a translation of a page at {@code level} (1..3), unless an invalidation happened since {@code epoch}. */
     void insert(long root, long virtualAddress, int level, long value, long epoch) {
         int shift = PageTableWalker.pageShift(level);
-        int slot = slot(level, root, virtualAddress >>> shift);
+        int entry = entry(level, mix(root), virtualAddress >>> shift);
         long stamp = lock.writeLock();
         try {
             if (epoch == this.epoch) {
-                roots[slot] = root;
-                tags[slot] = (virtualAddress & (-1L << shift)) | generation;
-                values[slot] = value;
+                entries[entry + ROOT] = root;
+                entries[entry + TAG] = (virtualAddress & (-1L << shift)) | generation;
+                entries[entry + VALUE] = value;
             }
         } finally {
             lock.unlockWrite(stamp);
@@ -100,7 +102,9 @@ final class TranslationCache {
             epoch++;
             generation = generation % GENERATIONS + 1;
             if (generation == 1) {
-                Arrays.fill(tags, 0);
+                for (int entry = 0; entry < entries.length; entry += ENTRY_LONGS) {
+                    entries[entry + TAG] = 0;
+                }
             }
         } finally {
             lock.unlockWrite(stamp);
@@ -111,9 +115,9 @@ final class TranslationCache {
         long stamp = lock.writeLock();
         try {
             epoch++;
-            for (int i = 0; i < roots.length; i++) {
-                if (roots[i] == root) {
-                    tags[i] = 0;
+            for (int entry = 0; entry < entries.length; entry += ENTRY_LONGS) {
+                if (entries[entry + ROOT] == root) {
+                    entries[entry + TAG] = 0;
                 }
             }
         } finally {
@@ -126,8 +130,8 @@ final class TranslationCache {
         long stamp = lock.readLock();
         try {
             int live = 0;
-            for (long tag : tags) {
-                if ((tag & GENERATION_MASK) == generation) {
+            for (int entry = 0; entry < entries.length; entry += ENTRY_LONGS) {
+                if ((entries[entry + TAG] & GENERATION_MASK) == generation) {
                     live++;
                 }
             }
@@ -138,11 +142,15 @@ final class TranslationCache {
     }
 
     int capacity() {
-        return tags.length;
+        return PAGE_SIZES * slots;
     }
 
-    private int slot(int level, long root, long pageNumber) {
-        long mixed = pageNumber ^ ((root >>> 12) * ROOT_MIX >>> 40);
-        return (level - 1) * slots + ((int) mixed & (slots - 1));
+    private static long mix(long root) {
+        return (root >>> 12) * ROOT_MIX >>> 40;
+    }
+
+    /** Index in {@link #entries} of the slot for a page number at {@code level}. */
+    private int entry(int level, long rootMix, long pageNumber) {
+        return ENTRY_LONGS * ((level - 1) * slots + ((int) (pageNumber ^ rootMix) & (slots - 1)));
     }
 }

@@ -57,7 +57,8 @@ public final class TranslationException extends IOException {
                         .formatted(ENTRY_NAMES[level], entryAddress, root), cause);
     }
 
-    static TranslationException pageOutsideRam(long virtualAddress, int level, long pageBase, long pageSize, long root) {
+    static TranslationException pageOutsideRam(long virtualAddress, int level, long pageBase, long pageSize,
+                                               long root) {
         return new TranslationException(Reason.OUTSIDE_RAM, level, virtualAddress,
                 "%s maps the %d KiB page at guest-physical 0x%x, which is not guest RAM (root 0x%x)"
                         .formatted(ENTRY_NAMES[level], pageSize >> 10, pageBase, root), null);

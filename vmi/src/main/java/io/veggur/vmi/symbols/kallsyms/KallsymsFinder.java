@@ -1,0 +1,119 @@
+package io.veggur.vmi.symbols.kallsyms;
+
+import io.veggur.vmi.memory.PhysicalMemory;
+import java.io.IOException;
+import java.util.Map;
+import java.util.OptionalLong;
+
+/**
+ * Finds and decodes the running Linux kernel's kallsyms tables in guest-physical memory, with no profile: no
+ * System.map, no debug info, no page tables. Needs CONFIG_KALLSYMS_ALL (Debian has it) for data symbols such as
+ * linux_banner, which locate the image.
+ *
+ * <p>Format (scripts/kallsyms.c writes it into .rodata; kernel/kallsyms.c reads it). Symbols are sorted by address.
+ * Each name is compressed against {@code kallsyms_token_table}, 256 NUL-terminated strings whose offsets are in
+ * {@code kallsyms_token_index}; {@code kallsyms_names} holds per symbol a length and that many token numbers, the
+ * expansion being the nm type letter followed by the name; {@code kallsyms_markers} gives the offset of every 256th
+ * entry; {@code kallsyms_num_syms} the count; {@code kallsyms_offsets} plus {@code kallsyms_relative_base} the
+ * addresses. Every array starts on an 8-byte boundary (x86-64), zero-padded. What changed in the releases Debian ships
+ * (4.19 buster, 5.10 bullseye, 6.1 bookworm, 6.12 trixie) and around them:
+ * <ul>
+ *   <li>4.6 (2213e9a66bb8): base-relative offsets with x86-64's absolute per-CPU rule; order offsets,
+ *       relative_base, num_syms, names, markers, token_table, token_index; num_syms and markers u64.</li>
+ *   <li>4.20 (80ffbaa5b1bd): num_syms and markers become u32.</li>
+ *   <li>6.1 (73bbb94466fd): a name length of 128 or more takes two bytes (ULEB128); KSYM_NAME_LEN 128 to 512.</li>
+ *   <li>6.2 (60443c88f3a8): kallsyms_seqs_of_names (3 bytes per symbol) inserted between markers and token_table.</li>
+ *   <li>6.4 (404bad70fcf7): new order num_syms, names, markers, token_table, token_index, offsets, relative_base,
+ *       seqs_of_names. 6.12 is laid out like this.</li>
+ *   <li>6.11 (64e166099b69) dropped the non-relative kallsyms_addresses option (x86-64 never used it by default),
+ *       and 6.15 (01157ddc58dc) the absolute per-CPU rule: offsets then are all unsigned. Both encodings are
+ *       handled. 7.0 (a081b5789255) replaces relative_base with place-relative offsets: not supported.</li>
+ * </ul>
+ * See {@link TokenTable}, {@link KallsymsLocator} and {@link KernelImage} for how each part is recognized.
+ *
+ * <p>Search: RAM is scanned upwards for the digit tokens "0".."9" of a token table ({@link DigitRunScanner}); each
+ * hit is checked against the full structure, and the first hit that yields consistent tables, names and a kernel
+ * image showing linux_banner wins. Guest memory is untrusted: every count, length and offset is bounded and checked,
+ * and checking look-alikes is capped in number and in bytes copied, so hostile memory costs bounded time and memory.
+ */
+public final class KallsymsFinder {
+    /** Digit runs checked before giving up; a kernel has one, and random data essentially none. */
+    static final int MAX_RUNS = 10_000;
+    /** Bytes copied to check candidates (a real kernel's tables need a few MiB). */
+    static final long CHECK_BUDGET = 1L << 30;
+
+    private KallsymsFinder() {
+    }
+
+    public static KernelSymbols find(PhysicalMemory memory) throws KallsymsException {
+        DigitRunScanner scanner = new DigitRunScanner(memory);
+        KallsymsLocator locator = new KallsymsLocator(new WindowReader(memory, CHECK_BUDGET));
+        String failure = null;
+        int runs = 0;
+        for (long run = nextRun(scanner); run >= 0; run = nextRun(scanner)) {
+            if (++runs > MAX_RUNS) {
+                throw new KallsymsException("gave up after %d look-alikes of a kallsyms token table in the first %s of RAM"
+                        .formatted(MAX_RUNS, size(scanner.scanned())));
+            }
+            KallsymsTables tables = locator.locate(run);
+            if (tables == null) {
+                continue;
+            }
+            KallsymsTables.Names names = tables.decodeNames();
+            if (names == null) {
+                failure = "kallsyms_names at guest-physical 0x%x expand to something no kernel emits"
+                        .formatted(tables.namesAddress());
+                continue;
+            }
+            Map<String, Integer> byName = KernelSymbols.indexByName(names.names());
+            long[] addresses = tables.addresses();
+            Integer text = byName.get("_text");
+            Integer banner = byName.get("linux_banner");
+            Integer procBanner = byName.get("linux_proc_banner");
+            if (text == null || banner == null || procBanner == null || !KallsymsLocator.inKernelImage(addresses[text])
+                    || !KallsymsLocator.inKernelImage(addresses[banner])
+                    || !KallsymsLocator.inKernelImage(addresses[procBanner])) {
+                failure = "the kallsyms at guest-physical 0x%x lack image symbols _text, linux_banner or "
+                        .formatted(tables.tokens().address()) + "linux_proc_banner (needs CONFIG_KALLSYMS_ALL)";
+                continue;
+            }
+            OptionalLong physBase = KernelImage.physBase(memory, tables.tokens().address(),
+                    addresses[firstImageSymbol(addresses)], addresses[addresses.length - 1], addresses[banner],
+                    addresses[procBanner]);
+            if (physBase.isEmpty()) {
+                failure = "no 2 MiB-aligned image placement around the kallsyms at guest-physical 0x%x shows linux_banner"
+                        .formatted(tables.tokens().address());
+                continue;
+            }
+            return new KernelSymbols(tables, names, byName, physBase.getAsLong());
+        }
+        if (runs == 0) {
+            throw new KallsymsException("no kallsyms token table found in %s of RAM: not a Linux guest, or not booted yet"
+                    .formatted(size(scanner.scanned())));
+        }
+        throw new KallsymsException("no complete kallsyms tables in %s of RAM (%d token-table look-alikes): %s".formatted(
+                size(scanner.scanned()), runs, failure != null ? failure : locator.furthestFailure()));
+    }
+
+    private static long nextRun(DigitRunScanner scanner) throws KallsymsException {
+        try {
+            return scanner.next();
+        } catch (IOException e) {
+            throw new KallsymsException("reading guest RAM failed after %s: %s".formatted(size(scanner.scanned()),
+                    e.getMessage()), e);
+        }
+    }
+
+    private static int firstImageSymbol(long[] addresses) {
+        int i = 0;
+        while (!KallsymsLocator.inKernelImage(addresses[i])) {
+            i++;
+        }
+        return i;
+    }
+
+    private static String size(long bytes) {
+        return bytes >= 1L << 30 && bytes % (1L << 30) == 0 ? (bytes >> 30) + " GiB"
+                : bytes >= 1L << 20 ? (bytes >> 20) + " MiB" : bytes + " bytes";
+    }
+}
