@@ -2,7 +2,6 @@ package io.veggur.vmi.symbols.kallsyms;
 
 import io.veggur.vmi.memory.PhysicalMemory;
 import java.io.IOException;
-import java.util.Map;
 import java.util.OptionalLong;
 
 /**
@@ -59,18 +58,17 @@ public final class KallsymsFinder {
             if (tables == null) {
                 continue;
             }
-            KallsymsTables.Names names = tables.decodeNames();
-            if (names == null) {
+            KallsymsTables.Decoded decoded = tables.decodeNames();
+            if (decoded == null) {
                 failure = "kallsyms_names at guest-physical 0x%x expand to something no kernel emits"
                         .formatted(tables.namesAddress());
                 continue;
             }
-            Map<String, Integer> byName = KernelSymbols.indexByName(names.names());
             long[] addresses = tables.addresses();
-            Integer text = byName.get("_text");
-            Integer banner = byName.get("linux_banner");
-            Integer procBanner = byName.get("linux_proc_banner");
-            if (text == null || banner == null || procBanner == null || !KallsymsLocator.inKernelImage(addresses[text])
+            int text = decoded.names().first("_text");
+            int banner = decoded.names().first("linux_banner");
+            int procBanner = decoded.names().first("linux_proc_banner");
+            if (text < 0 || banner < 0 || procBanner < 0 || !KallsymsLocator.inKernelImage(addresses[text])
                     || !KallsymsLocator.inKernelImage(addresses[banner])
                     || !KallsymsLocator.inKernelImage(addresses[procBanner])) {
                 failure = "the kallsyms at guest-physical 0x%x lack image symbols _text, linux_banner or "
@@ -85,7 +83,7 @@ public final class KallsymsFinder {
                         .formatted(tables.tokens().address());
                 continue;
             }
-            return new KernelSymbols(tables, names, byName, physBase.getAsLong());
+            return new KernelSymbols(tables, decoded, physBase.getAsLong());
         }
         if (runs == 0) {
             throw new KallsymsException("no kallsyms token table found in %s of RAM: not a Linux guest, or not booted yet"

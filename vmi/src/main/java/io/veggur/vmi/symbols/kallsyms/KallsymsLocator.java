@@ -68,7 +68,7 @@ final class KallsymsLocator {
         long table = tokens.address();
         PhysicalWindow before = reader.read(table, table - (long) MAX_MARKERS * 8 - 16, table);
         for (Markers markers : markersEndingAt(before, table)) {
-            List<Layout> layouts = markers.width() == 8 ? List.of(Layout.V4_6) : List.of(Layout.V6_4, Layout.V4_20);
+            List<Layout> layouts = markers.width() == 8 ? List.of(Layout.U64_MARKERS) : List.of(Layout.OFFSETS_AFTER_TOKEN_INDEX, Layout.U32_MARKERS);
             KallsymsTables found = fromMarkers(tokens, markers, layouts, -1);
             if (found != null) {
                 return found;
@@ -154,7 +154,7 @@ final class KallsymsLocator {
                 }
                 Markers markers = walkBack(window, end, 4);
                 if (markers != null && markers.address() == start) {
-                    KallsymsTables found = fromMarkers(tokens, markers, List.of(Layout.V6_2), count);
+                    KallsymsTables found = fromMarkers(tokens, markers, List.of(Layout.SEQS_BEFORE_TOKEN_TABLE), count);
                     if (found != null) {
                         return found;
                     }

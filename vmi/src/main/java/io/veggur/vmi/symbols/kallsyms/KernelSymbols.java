@@ -1,7 +1,5 @@
 package io.veggur.vmi.symbols.kallsyms;
 
-import java.util.HashMap;
-import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
 
@@ -27,20 +25,18 @@ public final class KernelSymbols {
         }
     }
 
-    private final String[] names;
+    private final SymbolNames names;
     private final byte[] types;
     private final long[] addresses;
-    private final Map<String, Integer> firstByName;
     private final int firstImageSymbol;
     private final long text;
     private final long physBase;
     private final KallsymsTables tables;
 
-    KernelSymbols(KallsymsTables tables, KallsymsTables.Names decoded, Map<String, Integer> firstByName, long physBase) {
+    KernelSymbols(KallsymsTables tables, KallsymsTables.Decoded decoded, long physBase) {
         this.names = decoded.names();
         this.types = decoded.types();
         this.addresses = tables.addresses();
-        this.firstByName = firstByName;
         this.physBase = physBase;
         this.tables = tables;
         int image = 0;
@@ -48,30 +44,21 @@ public final class KernelSymbols {
             image++;
         }
         this.firstImageSymbol = image;
-        this.text = addresses[firstByName.get("_text")];
-    }
-
-    /** Index of each name's first occurrence. */
-    static Map<String, Integer> indexByName(String[] names) {
-        Map<String, Integer> index = HashMap.newHashMap(names.length);
-        for (int i = 0; i < names.length; i++) {
-            index.putIfAbsent(names[i], i);
-        }
-        return index;
+        this.text = addresses[names.first("_text")];
     }
 
     public int count() {
-        return names.length;
+        return addresses.length;
     }
 
     public Optional<Symbol> symbol(String name) {
-        Integer index = firstByName.get(name);
-        return index == null ? Optional.empty() : Optional.of(symbol(index));
+        int index = names.first(name);
+        return index < 0 ? Optional.empty() : Optional.of(symbol(index));
     }
 
     public OptionalLong address(String name) {
-        Integer index = firstByName.get(name);
-        return index == null ? OptionalLong.empty() : OptionalLong.of(addresses[index]);
+        int index = names.first(name);
+        return index < 0 ? OptionalLong.empty() : OptionalLong.of(addresses[index]);
     }
 
     /**
@@ -133,7 +120,7 @@ public final class KernelSymbols {
     }
 
     private Symbol symbol(int index) {
-        return new Symbol(names[index], (char) types[index], addresses[index]);
+        return new Symbol(names.name(index), (char) types[index], addresses[index]);
     }
 
     @Override

@@ -13,8 +13,11 @@ package io.veggur.vmi.symbols.kallsyms;
  * @param tokens       the 256 strings, without their NULs; printable ASCII only
  */
 record TokenTable(long address, long indexAddress, byte[][] tokens) {
-    /** The index is u16, so the strings take less than 64 KiB. */
-    static final int MAX_TABLE_BYTES = 1 << 16;
+    /**
+     * Bound on the strings' total size. The u16 index would allow 64 KiB, but the strings are pairs of pairs of
+     * symbol characters and take about 1 KiB in real kernels; the bound keeps checking a look-alike cheap.
+     */
+    static final int MAX_TABLE_BYTES = 16 << 10;
     static final int INDEX_BYTES = 256 * 2;
 
     /** Bytes around a digit run that hold any token table containing it. */
