@@ -7,6 +7,9 @@ import io.veggur.vmi.os.linux.LinuxModule;
 import io.veggur.vmi.os.linux.LinuxTask;
 import io.veggur.vmi.os.linux.Listing;
 import io.veggur.vmi.os.linux.ProfileCache;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashSet;
@@ -29,10 +32,19 @@ final class LinuxCommand {
         @Mixin MemoryTarget target;
         @Option(names = "--no-profile-cache", description = "Discover everything from guest memory, ignoring cached profiles.")
         boolean noCache;
+        @Option(names = "--symbols", paramLabel = "FILE",
+                description = "Volatility 3 ISF file (.json, .json.gz, .json.xz) for kernels without BTF.")
+        Path symbols;
 
         <T> T run(KernelAction<T> action) throws Exception {
+            if (symbols != null && !Files.isReadable(symbols)) {
+                throw new NoSuchFileException(symbols.toString(), null, "no symbols file here");
+            }
             try (MemoryTarget.Source source = target.open()) {
-                LinuxKernel kernel = KernelDiscovery.discover(source.memory(), noCache ? null : ProfileCache.fromEnvironment());
+                ProfileCache cache = noCache ? null : ProfileCache.fromEnvironment();
+                LinuxKernel kernel = symbols == null
+                        ? KernelDiscovery.discover(source.memory(), cache)
+                        : KernelDiscovery.discover(source.memory(), cache, symbols);
                 return action.apply(kernel);
             }
         }

@@ -1,11 +1,15 @@
 package io.veggur.cli;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** Runs the packaged {@code veggur} jar as a separate process, exactly as a user's shell would. */
@@ -17,6 +21,18 @@ final class Cli {
     private Cli() {}
 
     static Result run(Path home, String... args) throws IOException, InterruptedException {
+        return run(home, Map.of(), args);
+    }
+
+    /** Runs a command that must succeed silently on stderr and print JSON, with its own profile cache. */
+    static JsonNode json(Path home, Path cache, String... args) throws IOException, InterruptedException {
+        Result result = run(home, Map.of("VEGGUR_CACHE", cache.toString()), args);
+        assertThat(result.exitCode()).as(result.stderr()).isZero();
+        assertThat(result.stderr()).as("no warnings").isEmpty();
+        return Json.MAPPER.readTree(result.stdout());
+    }
+
+    static Result run(Path home, Map<String, String> environment, String... args) throws IOException, InterruptedException {
         if (!Files.isRegularFile(JAR)) {
             throw new IllegalStateException("the CLI jar is not built at " + JAR + "; run through mvn verify");
         }
@@ -29,6 +45,7 @@ final class Cli {
         try {
             ProcessBuilder builder = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile());
             builder.environment().put("VEGGUR_HOME", home.toString());
+            builder.environment().putAll(environment);
             Process process = builder.start();
             if (!process.waitFor(180, TimeUnit.SECONDS)) {
                 process.destroyForcibly();

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -44,14 +45,25 @@ public final class KernelDiscovery {
 
     /** @param cache where profiles are kept between runs; null to neither use nor fill a cache */
     public static LinuxKernel discover(PhysicalMemory memory, ProfileCache cache) throws KernelDiscoveryException {
-        return new KernelDiscovery(memory, cache).run();
+        return new KernelDiscovery(memory, cache).run(null);
     }
 
-    private LinuxKernel run() throws KernelDiscoveryException {
+    /**
+     * Discovery with the layouts and symbols of a Volatility 3 ISF file instead of the guest's BTF and kallsyms, for
+     * kernels built without BTF. The image is still located in memory and the result is cached under the build id.
+     */
+    public static LinuxKernel discover(PhysicalMemory memory, ProfileCache cache, Path isf) throws KernelDiscoveryException {
+        return new KernelDiscovery(memory, cache).run(isf);
+    }
+
+    private LinuxKernel run(Path isf) throws KernelDiscoveryException {
+        if (isf != null) {
+            return withIsf(isf);
+        }
         if (cache != null) {
             start();
             for (KernelProfile profile : cache.all()) {
-                LinuxKernel kernel = tryCached(profile);
+                LinuxKernel kernel = locate(profile, "profile cache", true);
                 if (kernel != null) {
                     return kernel;
                 }
@@ -61,7 +73,45 @@ public final class KernelDiscovery {
         return full();
     }
 
-    private LinuxKernel tryCached(KernelProfile profile) {
+    private LinuxKernel withIsf(Path isf) throws KernelDiscoveryException {
+        start();
+        KernelProfile profile;
+        try {
+            IsfTypes types = IsfTypes.load(isf);
+            long text = types.symbol("_text");
+            KernelProfile.Symbols relative = new KernelProfile.Symbols(types.symbol("init_task") - text,
+                    types.symbol("modules") - text, types.symbol("init_top_pgt") - text, types.symbol("linux_banner") - text,
+                    types.hasSymbol("__start_notes") ? types.symbol("__start_notes") - text : 0,
+                    types.hasSymbol("__stop_notes") ? types.symbol("__stop_notes") - text : 0);
+            String banner = types.banner();
+            profile = KernelProfile.of("isf", banner == null ? "Linux version " : banner, relative, types);
+        } catch (IOException e) {
+            throw new KernelDiscoveryException("reading the ISF file", e.getMessage(), null, e);
+        }
+        finish("isf", "layouts and symbols from " + isf.getFileName());
+        start();
+        LinuxKernel located = locate(profile, "locating the image", false);
+        if (located == null) {
+            throw new KernelDiscoveryException("matching the ISF file", "its kernel image was not found in guest memory",
+                    "is it the ISF of this guest's exact kernel build?", null);
+        }
+        try {
+            KernelProfile.Symbols symbols = profile.symbols();
+            long textPhysical = located.textPhysical();
+            String banner = KernelImage.readBanner(memory, textPhysical + symbols.linuxBanner());
+            String buildId = KernelImage.readBuildId(memory, textPhysical + symbols.startNotes(),
+                    symbols.stopNotes() - symbols.startNotes());
+            KernelProfile identified = new KernelProfile(buildId != null ? buildId : bannerKey(banner), banner, symbols,
+                    profile.task(), profile.credUid(), profile.mmPgd(), profile.signalThreadHead(), profile.module());
+            save(identified);
+            return located.withProfile(identified);
+        } catch (IOException e) {
+            throw new KernelDiscoveryException("reading the kernel banner", e.getMessage(), null, e);
+        }
+    }
+
+    /** Matches the cached banner in full; a profile whose banner is only the "Linux version " prefix matches any. */
+    private LinuxKernel locate(KernelProfile profile, String step, boolean fromCache) {
         byte[] banner = profile.banner().getBytes(StandardCharsets.UTF_8);
         byte[] candidate = new byte[banner.length];
         long ramEnd = memory.memoryMap().regions().getLast().end();
@@ -72,7 +122,7 @@ public final class KernelDiscovery {
                 continue;
             }
             if (Arrays.equals(candidate, banner)) {
-                LinuxKernel kernel = attachCached(profile, text);
+                LinuxKernel kernel = attach(profile, text, step, fromCache);
                 if (kernel != null) {
                     return kernel;
                 }
@@ -82,15 +132,15 @@ public final class KernelDiscovery {
     }
 
     /** Finds the virtual slide under which the kernel's page tables map {@code _text} to {@code textPhysical}. */
-    private LinuxKernel attachCached(KernelProfile profile, long textPhysical) {
+    private LinuxKernel attach(KernelProfile profile, long textPhysical, String step, boolean fromCache) {
         long root = textPhysical + profile.symbols().initTopPgt();
         for (long slide = 0; slide < KernelImage.MAX_SLIDE; slide += KernelImage.PHYSICAL_ALIGN) {
             long text = KernelImage.DEFAULT_TEXT + slide;
             PageTableWalker walker = pagingFor(root, text, textPhysical, profile.symbols().initTask());
             if (walker != null) {
-                finish("profile cache", "cached profile " + profile.buildId() + " matches; image at physical 0x"
+                finish(step, "profile " + profile.buildId() + " matches; image at physical 0x"
                         + Long.toHexString(textPhysical) + ", " + walker.mode());
-                return new LinuxKernel(profile, text, textPhysical, walker, root, new DiscoveryReport(steps, true));
+                return new LinuxKernel(profile, text, textPhysical, walker, root, new DiscoveryReport(steps, fromCache));
             }
         }
         return null;
@@ -148,7 +198,7 @@ public final class KernelDiscovery {
             throw new KernelDiscoveryException("reading the kernel banner", e.getMessage(), null, e);
         }
         if (buildId == null) {
-            buildId = "banner-" + HexFormat.of().formatHex(sha256(banner)).substring(0, 40);
+            buildId = bannerKey(banner);
         }
         finish("banner", banner);
 
@@ -164,13 +214,7 @@ public final class KernelDiscovery {
         start();
         KernelProfile profile = profileFromBtf(symbols, text, banner, buildId);
         finish("btf", "layouts of task_struct, cred, mm_struct, signal_struct, module");
-        if (cache != null) {
-            try {
-                cache.save(profile);
-            } catch (IOException e) {
-                steps.add(new DiscoveryReport.Step("profile cache", "could not save: " + e.getMessage(), 0));
-            }
-        }
+        save(profile);
         return new LinuxKernel(profile, text, textPhysical, walker, root, new DiscoveryReport(steps, false));
     }
 
@@ -189,8 +233,7 @@ public final class KernelDiscovery {
                     required(symbols, "modules") - text, required(symbols, "init_top_pgt") - text,
                     required(symbols, "linux_banner") - text, symbols.address("__start_notes").orElse(text) - text,
                     symbols.address("__stop_notes").orElse(text) - text);
-            return new KernelProfile(buildId, banner, relative, BtfProfiles.task(btf), BtfProfiles.credUid(btf),
-                    BtfProfiles.mmPgd(btf), BtfProfiles.signalThreadHead(btf), BtfProfiles.module(btf));
+            return KernelProfile.of(buildId, banner, relative, new BtfTypes(btf));
         } catch (IOException e) {
             throw new KernelDiscoveryException("reading BTF", e.getMessage(),
                     "the kernel may lack CONFIG_DEBUG_INFO_BTF; pass --symbols with an ISF file for this kernel", e);
@@ -204,6 +247,21 @@ public final class KernelDiscovery {
                     "pass --symbols with an ISF file for this kernel", null);
         }
         return address.getAsLong();
+    }
+
+    private void save(KernelProfile profile) {
+        if (cache != null) {
+            try {
+                cache.save(profile);
+            } catch (IOException e) {
+                steps.add(new DiscoveryReport.Step("profile cache", "could not save: " + e.getMessage(), 0));
+            }
+        }
+    }
+
+    /** Cache key for kernels without a GNU build id note. */
+    private static String bannerKey(String banner) {
+        return "banner-" + HexFormat.of().formatHex(sha256(banner)).substring(0, 40);
     }
 
     private static byte[] sha256(String text) {

@@ -17,6 +17,11 @@ public record KernelProfile(
         int signalThreadHead,
         ModuleLayout module) {
 
+    static KernelProfile of(String buildId, String banner, Symbols symbols, TypeInfo types) throws java.io.IOException {
+        return new KernelProfile(buildId, banner, symbols, Layouts.task(types), Layouts.credUid(types),
+                Layouts.mmPgd(types), Layouts.signalThreadHead(types), Layouts.module(types));
+    }
+
     /**
      * Symbol addresses minus the address of {@code _text}, so they hold for any KASLR slide. The ELF notes bounds
      * (which hold the build id) are 0 when the kernel does not export them.

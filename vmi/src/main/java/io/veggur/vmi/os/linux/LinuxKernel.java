@@ -45,6 +45,11 @@ public final class LinuxKernel {
         this.report = report;
     }
 
+    /** The same kernel described by another profile (after the ISF path has identified the build). */
+    LinuxKernel withProfile(KernelProfile identified) {
+        return new LinuxKernel(identified, textAddress, textPhysical, walker, memory.root(), report);
+    }
+
     public KernelProfile profile() {
         return profile;
     }

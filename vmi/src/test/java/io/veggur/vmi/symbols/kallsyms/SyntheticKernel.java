@@ -42,7 +42,7 @@ final class SyntheticKernel {
         this.bigLengths = bigLengths;
         this.text = text;
         this.symbols = symbols;
-        random.nextBytes(image);
+        noise(image, random.nextLong());
         put(RODATA + 0x100, "%s version %s (test@veggur) (gcc 12.2.0) %s\n\0".getBytes(StandardCharsets.US_ASCII));
         put(RODATA + 0x300, (BANNER + "\0").getBytes(StandardCharsets.US_ASCII));
         writeKallsyms();
@@ -103,9 +103,18 @@ final class SyntheticKernel {
     /** Guest RAM of {@code ramSize} random bytes with this image at guest-physical {@code physical}. */
     byte[] ram(int ramSize, long physical, long seed) {
         byte[] ram = new byte[ramSize];
-        new Random(seed).nextBytes(ram);
+        noise(ram, seed);
         System.arraycopy(image, 0, ram, (int) physical, IMAGE_SIZE);
         return ram;
+    }
+
+    /** Fills with random bytes: a 64 KiB random block, repeated (quick, and noise all the same). */
+    static void noise(byte[] bytes, long seed) {
+        byte[] block = new byte[Math.min(bytes.length, 1 << 16)];
+        new Random(seed).nextBytes(block);
+        for (int at = 0; at < bytes.length; at += block.length) {
+            System.arraycopy(block, 0, bytes, at, Math.min(block.length, bytes.length - at));
+        }
     }
 
     long physBase(long physical) {
@@ -245,11 +254,12 @@ final class SyntheticKernel {
                 table[code] = new byte[] {(byte) code};
             }
         }
+        int[] counts = new int[1 << 16];
         for (int slot = 255; slot >= 0; slot--) {
             if (table[slot] != null) {
                 continue;
             }
-            int[] counts = new int[1 << 16];
+            Arrays.fill(counts, 0);
             for (int[] codes : entries) {
                 for (int i = 0; i + 1 < codes.length; i++) {
                     counts[codes[i] | codes[i + 1] << 8]++;
