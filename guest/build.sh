@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Builds the Veggur test guest: a Debian kernel plus a busybox initramfs holding /init and the static workloads.
 #
-# Usage: guest/build.sh [--kernel-package PKG]      (default PKG: linux-image-cloud-amd64)
+# Usage: guest/build.sh [--suite NAME] [--kernel-package PKG]      (default PKG: linux-image-cloud-amd64)
+#
+# Without --suite the kernel package comes from the system's apt sources; with it, from the Debian suite NAME
+# (bullseye, bookworm, trixie, ...) through a private apt configuration in the cache, which leaves the system's
+# apt configuration, lists and state alone.
 #
 # Output (cached; the last stdout line is the absolute output directory, everything else goes to stderr):
 #   $CACHE/guest/<kernel-release>/{vmlinuz,initramfs.cpio.gz,kernel-release,config,package,inputs.sha256[,System.map]}
-#   $CACHE/guest/default -> <kernel-release>           (only maintained for the default package)
+#   $CACHE/guest/default -> <kernel-release>           (only maintained for the default package, without --suite)
 #   $CACHE/guest/debs/*.deb                             (downloaded kernel packages, reused across rebuilds)
+#   $CACHE/guest/suites/<suite>/                        (private apt configuration, lists and caches of a suite)
 # with CACHE=${VEGGUR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/veggur}.
 #
 # Invariants:
@@ -22,22 +27,31 @@ DEFAULT_PACKAGE=linux-image-cloud-amd64
 # inserted before it. The vsock/balloon/rng drivers are small and idle when QEMU has no such device.
 WANTED_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
                 virtio_console virtio_blk virtio_net virtio_balloon virtio_rng vmw_vsock_virtio_transport)
+# Split out of virtio_pci in 5.14 and 5.15: older kernels (bullseye's 5.10) have neither.
+OPTIONAL_MODULES=(virtio_pci_modern_dev virtio_pci_legacy_dev)
+DEBIAN_MIRROR=http://deb.debian.org/debian
+DEBIAN_SECURITY=http://deb.debian.org/debian-security
+DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 # All chatter goes to stderr; fd 3 is the real stdout, used once for the result line.
 exec 3>&1 1>&2
 log() { printf 'guest/build.sh: %s\n' "$*"; }
 die() { log "error: $*"; exit 1; }
 
-usage() { printf 'usage: %s [--kernel-package PKG]   (default %s)\n' "$0" "$DEFAULT_PACKAGE"; }
+usage() { printf 'usage: %s [--suite NAME] [--kernel-package PKG]   (default %s)\n' "$0" "$DEFAULT_PACKAGE"; }
 package=$DEFAULT_PACKAGE
+suite=
 while (($#)); do
     case $1 in
         --kernel-package) (($# >= 2)) || { usage; exit 2; }; package=$2; shift 2 ;;
         --kernel-package=*) package=${1#*=}; shift ;;
+        --suite) (($# >= 2)) || { usage; exit 2; }; suite=$2; shift 2 ;;
+        --suite=*) suite=${1#*=}; shift ;;
         -h|--help) usage >&3; exit 0 ;;
         *) usage; exit 2 ;;
     esac
 done
+[[ -z $suite || $suite =~ ^[a-z][a-z0-9-]*$ ]] || die "bad suite name '$suite'"
 
 GUEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PATH=$PATH:/usr/sbin:/sbin     # depmod lives in sbin, which non-root PATHs often lack
@@ -82,11 +96,75 @@ fi
 # Debian images often disable apt's binary cache (Dir::Cache::pkgcache ""), which makes every apt-cache call
 # re-parse all package lists (~1 s). Keep a private one in our cache; apt revalidates it against the lists.
 APT_OPTS=(-o "Dir::Cache::pkgcache=$gdir/apt/pkgcache.bin" -o "Dir::Cache::srcpkgcache=$gdir/apt/srcpkgcache.bin")
+# As root, apt would fetch as _apt, which cannot write into a private cache dir.
+sandbox=()
+((EUID != 0)) || sandbox=(-o APT::Sandbox::User=root)
+
+# --suite: apt reads the file named by APT_CONFIG before anything in /etc/apt, and this one points every Dir::Etc,
+# Dir::State and Dir::Cache entry into the cache, so neither the system's sources, lists and state nor its
+# apt.conf.d (hooks, pins) take part. (-o options would come too late: apt reads apt.conf.d before them.)
+if [[ -n $suite ]]; then
+    [[ -r $DEBIAN_KEYRING ]] || die "$DEBIAN_KEYRING is missing (install package debian-archive-keyring)"
+    sdir=$gdir/suites/$suite
+    mkdir -p "$sdir"/etc/{apt.conf.d,preferences.d,sources.list.d,trusted.gpg.d} "$sdir"/state/lists/partial \
+             "$sdir"/cache/archives/partial "$sdir"/log
+    : > "$sdir/etc/apt.conf"
+    [[ -f $sdir/state/status ]] || : > "$sdir/state/status"
+    cat > "$sdir/apt.conf" <<EOF
+Dir::Etc "$sdir/etc";
+Dir::Etc::main "$sdir/etc/apt.conf";
+Dir::Etc::Parts "$sdir/etc/apt.conf.d";
+Dir::Etc::SourceList "$sdir/etc/sources.list";
+Dir::Etc::SourceParts "$sdir/etc/sources.list.d";
+Dir::Etc::Preferences "$sdir/etc/preferences";
+Dir::Etc::PreferencesParts "$sdir/etc/preferences.d";
+Dir::Etc::Trusted "$sdir/etc/trusted.gpg";
+Dir::Etc::TrustedParts "$sdir/etc/trusted.gpg.d";
+Dir::State "$sdir/state";
+Dir::State::Lists "$sdir/state/lists";
+Dir::State::status "$sdir/state/status";
+Dir::Cache "$sdir/cache";
+Dir::Cache::archives "$sdir/cache/archives";
+Dir::Cache::pkgcache "$sdir/cache/pkgcache.bin";
+Dir::Cache::srcpkgcache "";
+Dir::Log "$sdir/log";
+Acquire::Languages "none";
+Acquire::GzipIndexes "true";
+Acquire::CompressionTypes::Order { "gz"; };
+EOF
+    export APT_CONFIG=$sdir/apt.conf
+    APT_OPTS=()
+    suite_sources() {   # $1 = 1 to include the suite's security archive
+        printf 'deb [signed-by=%s] %s %s main\n' "$DEBIAN_KEYRING" "$DEBIAN_MIRROR" "$suite"
+        if (($1)); then printf 'deb [signed-by=%s] %s %s-security main\n' "$DEBIAN_KEYRING" "$DEBIAN_SECURITY" "$suite"; fi
+    }
+    # The lists are refreshed at most once a day; between refreshes (or offline, with old lists) nothing is fetched.
+    stamp=$sdir/state/updated
+    if [[ -z $(find "$stamp" -mmin -1440 2>/dev/null) ]]; then
+        log "updating the package lists of $suite"
+        suite_sources 1 > "$sdir/etc/sources.list"
+        if apt-get "${sandbox[@]}" update -q; then
+            touch "$stamp"
+        else
+            # A suite without a security archive (sid, or one not released yet) fails the update: retry without.
+            log "note: apt-get update failed with $suite-security; trying $suite alone"
+            suite_sources 0 > "$sdir/etc/sources.list"
+            if apt-get "${sandbox[@]}" update -q; then
+                touch "$stamp"
+            elif [[ -n $(find "$sdir/state/lists" -name '*_Packages*' -print -quit) ]]; then
+                log "warning: apt-get update for $suite failed; using the lists of $(date -r "$sdir/state/lists" +%F)"
+            else
+                die "apt-get update for suite $suite failed (not a suite on $DEBIAN_MIRROR?)"
+            fi
+        fi
+    fi
+fi
 
 # ---- kernel package -----------------------------------------------------------------------------------------
 candidate() { apt-cache "${APT_OPTS[@]}" policy -- "$1" 2>/dev/null | awk '$1 == "Candidate:" && $2 != "(none)" { print $2 }'; }
 
 if [[ -z $(candidate "$package") ]]; then
+    [[ -z $suite ]] || die "suite $suite has no installable $package"
     ((EUID == 0)) || die "apt-cache knows nothing of $package; run 'apt-get update' as root first"
     log "apt-cache knows nothing of $package: running apt-get update"
     apt-get "${APT_OPTS[@]}" update -q || die "apt-get update failed"
@@ -107,7 +185,7 @@ version=$(candidate "$concrete")
 # release is read from the package contents below.
 krel_guess=${concrete#linux-image-}
 krel_guess=${krel_guess%-unsigned}
-log "kernel package: $package -> $concrete $version"
+log "kernel package${suite:+ from $suite}: $package -> $concrete $version"
 
 # Everything that determines the initramfs and kernel. Paths are relative so the repo may live anywhere.
 inputs_sha=$( {
@@ -119,7 +197,7 @@ inputs_sha=$( {
 } | sha256sum | cut -d' ' -f1)
 
 finish() {   # $1 = kernel release of a complete output dir
-    if [[ $package == "$DEFAULT_PACKAGE" ]]; then
+    if [[ $package == "$DEFAULT_PACKAGE" && -z $suite ]]; then
         # Replace the symlink atomically: rename over the old one.
         ln -sfn "$1" "$gdir/.default.new" && mv -Tf "$gdir/.default.new" "$gdir/default"
     fi
@@ -149,9 +227,6 @@ if [[ -f ${debs[0]} ]]; then
 else
     log "downloading $concrete=$version"
     mkdir "$tmp/dl"
-    # As root, apt would try to drop to _apt, which cannot write into a private cache dir.
-    sandbox=()
-    ((EUID != 0)) || sandbox=(-o APT::Sandbox::User=root)
     (cd "$tmp/dl" && apt-get "${APT_OPTS[@]}" download -q "${sandbox[@]}" "$concrete=$version") || die "apt-get download failed"
     dl=("$tmp"/dl/*.deb)
     [[ -f ${dl[0]} ]] || die "apt-get download produced no .deb"
@@ -213,6 +288,7 @@ add_module() {   # depth-first: dependencies first, each module once
 for m in "${WANTED_MODULES[@]}"; do
     if [[ -n ${mod_path[$m]:-} ]]; then add_module "$m"
     elif [[ -n ${builtin[$m]:-} ]]; then log "note: $m is built into $krel"
+    elif [[ " ${OPTIONAL_MODULES[*]} " == *" $m "* ]]; then log "note: $krel has no $m"
     else die "module $m is neither built in nor shipped in $concrete"
     fi
 done

@@ -1,10 +1,16 @@
 /*
- * veggur-truth ps|modules TAG: ground truth from the guest's own /proc, bracketed by BEGIN/END lines carrying TAG
- * so a host can match an answer to its request on a shared console.
+ * veggur-truth ps|modules|kallsyms-count TAG, veggur-truth kallsyms TAG NAME...: ground truth from the guest's own
+ * /proc, bracketed by BEGIN/END lines carrying TAG so a host can match an answer to its request on a shared console.
  *
  *   VEGGUR-PS <pid> <ppid> <uid> <tgid> <comm>     one per /proc/<pid> (thread-group leaders)
  *   VEGGUR-THREAD <tid> <tgid> <comm>              one per non-leader thread in /proc/<pid>/task
  *   VEGGUR-MOD <name> <size>                       one per /proc/modules line
+ *   VEGGUR-KSYM <hexaddr> <type> <name>            per NAME, its first core-kernel line in /proc/kallsyms (none if
+ *                                                  the kernel has no such symbol)
+ *   VEGGUR-KSYM-COUNT <n>                          number of core-kernel lines in /proc/kallsyms
+ *
+ * Core-kernel lines of /proc/kallsyms are those without a "\t[module]" suffix (modules, bpf, ftrace and kprobe
+ * trampolines have one). As root the addresses are real unless kptr_restrict is 2; an all-zero listing is an error.
  *
  * comm is /proc/.../comm (task->comm, <= 15 bytes, may contain spaces) minus its newline: the rest of the line.
  * Tasks that vanish while being read are skipped (a line is printed only after all its fields were read).
@@ -124,10 +130,74 @@ static void modules(const char *tag)
     printf("VEGGUR-MOD-END %s\n", tag);
 }
 
+/* One parsed core-kernel line of /proc/kallsyms; returns 0 at the end of the file. Module lines are skipped. */
+static int next_core_symbol(FILE *f, unsigned long long *address, char *type, char *name, size_t name_size)
+{
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        char *end;
+        if (!strchr(line, '\n')) {          /* longer than any symbol line: skip the rest of it */
+            int c;
+            while ((c = getc(f)) != EOF && c != '\n')
+                ;
+            continue;
+        }
+        if (strchr(line, '\t'))
+            continue;                        /* a module's (or bpf, ftrace, kprobe) symbol */
+        line[strcspn(line, "\n")] = '\0';
+        *address = strtoull(line, &end, 16);
+        if (end == line || end[0] != ' ' || !end[1] || end[2] != ' ' || strlen(end + 3) >= name_size)
+            continue;
+        *type = end[1];
+        strcpy(name, end + 3);
+        return 1;
+    }
+    return 0;
+}
+
+static void kallsyms(const char *tag, char **names, int count, int only_count)
+{
+    FILE *f = fopen("/proc/kallsyms", "re");
+    if (!f)
+        die("open /proc/kallsyms: %s", strerror(errno));
+    unsigned long long *addresses = calloc((size_t)count + 1, sizeof *addresses);
+    char *types = calloc((size_t)count + 1, 1);
+    if (!addresses || !types)
+        die("out of memory");
+    unsigned long long address, lines = 0;
+    int shown = 0;
+    char type, name[1024];
+    while (next_core_symbol(f, &address, &type, name, sizeof name)) {
+        lines++;
+        shown |= address != 0;
+        for (int i = 0; i < count; i++)
+            if (!types[i] && strcmp(name, names[i]) == 0) {
+                addresses[i] = address;
+                types[i] = type;
+            }
+    }
+    if (ferror(f))
+        die("read /proc/kallsyms: %s", strerror(errno));
+    fclose(f);
+    if (!shown)
+        die("/proc/kallsyms shows no addresses (kptr_restrict?)");
+    printf("VEGGUR-KSYM-BEGIN %s\n", tag);
+    if (only_count)
+        printf("VEGGUR-KSYM-COUNT %llu\n", lines);
+    for (int i = 0; i < count; i++)
+        if (types[i])
+            printf("VEGGUR-KSYM %016llx %c %s\n", addresses[i], types[i], names[i]);
+    printf("VEGGUR-KSYM-END %s\n", tag);
+    free(addresses);
+    free(types);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3 || strchr(argv[2], ' ') || !*argv[2])
-        die("usage: veggur-truth ps|modules TAG (TAG without spaces)");
+    int with_names = argc >= 2 && strcmp(argv[1], "kallsyms") == 0;
+    if (argc < 3 || (argc != 3 && !with_names) || strchr(argv[2], ' ') || !*argv[2])
+        die("usage: veggur-truth ps|modules|kallsyms-count TAG, or veggur-truth kallsyms TAG NAME... "
+            "(TAG without spaces)");
     /* Fully buffered: the answer leaves in few large writes instead of one console write per line. */
     static char buf[1 << 16];
     setvbuf(stdout, buf, _IOFBF, sizeof buf);
@@ -135,7 +205,11 @@ int main(int argc, char **argv)
         ps(argv[2]);
     else if (strcmp(argv[1], "modules") == 0)
         modules(argv[2]);
+    else if (with_names)
+        kallsyms(argv[2], argv + 3, argc - 3, 0);
+    else if (strcmp(argv[1], "kallsyms-count") == 0)
+        kallsyms(argv[2], NULL, 0, 1);
     else
-        die("unknown mode '%s' (want ps or modules)", argv[1]);
+        die("unknown mode '%s' (want ps, modules, kallsyms or kallsyms-count)", argv[1]);
     return fflush(stdout) == 0 ? 0 : 1;
 }

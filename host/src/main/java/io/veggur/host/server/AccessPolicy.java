@@ -5,14 +5,17 @@ import java.util.EnumSet;
 import java.util.Set;
 
 /**
- * What the holder of a socket may do. The server checks every request against it; the client is only told, never
- * trusted. Memory writes are off unless the VM's owner turned them on.
+ * What the holder of one socket may do, fixed when the socket is opened. The server checks every request against
+ * it; the client is only told (as capabilities in the handshake), never trusted.
  */
-public record AccessPolicy(boolean allowWrite) {
+public record AccessPolicy(Role role) {
     public Set<Capability> capabilities() {
-        EnumSet<Capability> set = EnumSet.of(Capability.READ_PHYSICAL, Capability.REGISTERS, Capability.PAUSE_RESUME,
-                Capability.MEMORY_FD, Capability.VM_EVENTS);
-        if (allowWrite) {
+        EnumSet<Capability> set = EnumSet.of(Capability.READ_PHYSICAL, Capability.REGISTERS, Capability.MEMORY_FD,
+                Capability.VM_EVENTS);
+        if (role.compareTo(Role.TRACE) >= 0) {
+            set.add(Capability.PAUSE_RESUME);
+        }
+        if (role == Role.WRITE) {
             set.add(Capability.WRITE_PHYSICAL);
         }
         return set;

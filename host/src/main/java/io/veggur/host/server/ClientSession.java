@@ -25,7 +25,8 @@ import org.newsclub.net.unix.AFUNIXSocket;
 
 /**
  * One client connection. The reader decodes frames in order; memory requests are served on the reader thread, and
- * requests that go through the gdbstub on virtual threads of their own, so replies may overtake each other (a
+ * requests that go through the gdbstub on threads of their own (platform threads: they write to a junixsocket, which
+ * would pin a virtual thread's carrier), so replies may overtake each other (a
  * register read that must stop the VM does not hold up memory reads). At most {@link #MAX_IN_FLIGHT} requests run at
  * once; beyond that the reader stops reading, which pushes back on the client.
  *
@@ -67,7 +68,7 @@ final class ClientSession {
                 }
                 inFlight.acquireUninterruptibly();
                 if (touchesVcpus(frame.type())) {
-                    Thread.ofVirtual().name("veggur-request").start(() -> serve(frame));
+                    Thread.ofPlatform().daemon().name("veggur-vcpu-request").start(() -> serve(frame));
                 } else {
                     serve(frame);
                 }

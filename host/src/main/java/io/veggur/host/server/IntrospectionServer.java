@@ -25,24 +25,17 @@ import org.newsclub.net.unix.AFUNIXSocketAddress;
  */
 public final class IntrospectionServer implements AutoCloseable {
     static final int MAX_CLIENTS = 32;
-    /** Bytes of read replies that may be held in memory at once, across all clients. */
-    static final int READ_BUDGET_BYTES = 64 << 20;
     private static final Logger LOG = System.getLogger(IntrospectionServer.class.getName());
 
     private final Path socketPath;
-    private final String vmId;
-    private final GuestRam ram;
-    private final VcpuControl vcpus;
+    private final IntrospectedVm vm;
     private final AccessPolicy policy;
-    private final PauseArbiter pauses;
     private final Set<ClientSession> sessions = ConcurrentHashMap.newKeySet();
     private final Semaphore clientSlots = new Semaphore(MAX_CLIENTS);
-    private final Semaphore readBudget = new Semaphore(READ_BUDGET_BYTES);
     private final AFUNIXServerSocket serverSocket;
     private volatile boolean closed;
 
-    public IntrospectionServer(Path socketPath, String vmId, GuestRam ram, VcpuControl vcpus, AccessPolicy policy)
-            throws IOException {
+    public IntrospectionServer(Path socketPath, IntrospectedVm vm, AccessPolicy policy) throws IOException {
         Path directory = socketPath.toAbsolutePath().getParent();
         Set<PosixFilePermission> permissions = Files.getPosixFilePermissions(directory);
         if (!permissions.equals(Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE,
@@ -50,14 +43,11 @@ public final class IntrospectionServer implements AutoCloseable {
             throw new IOException("refusing to serve: socket directory " + directory + " must be mode 0700");
         }
         this.socketPath = socketPath;
-        this.vmId = vmId;
-        this.ram = ram;
-        this.vcpus = vcpus;
+        this.vm = vm;
         this.policy = policy;
-        this.pauses = new PauseArbiter(vcpus, paused -> publish(new Event.VmStateChanged(
-                paused ? Event.VmState.PAUSED : Event.VmState.RUNNING, paused ? "client-pause" : "client-resume")));
         Files.deleteIfExists(socketPath);
         this.serverSocket = AFUNIXServerSocket.bindOn(AFUNIXSocketAddress.of(socketPath));
+        vm.register(this);
     }
 
     public Path socketPath() {
@@ -86,7 +76,9 @@ public final class IntrospectionServer implements AutoCloseable {
             }
             ClientSession session = new ClientSession(this, socket);
             sessions.add(session);
-            Thread.ofVirtual().name("veggur-client").start(() -> {
+            // Platform threads: junixsocket's blocking reads pin a virtual thread's carrier, and a few idle clients
+            // would then starve every other virtual thread of the process.
+            Thread.ofPlatform().daemon().name("veggur-client").start(() -> {
                 try {
                     session.run();
                 } finally {
@@ -97,23 +89,23 @@ public final class IntrospectionServer implements AutoCloseable {
         }
     }
 
-    /** Delivers an event to every subscribed client. */
-    public void publish(Event event) {
+    /** Delivers an event to this socket's subscribed clients. */
+    void publish(Event event) {
         for (ClientSession session : sessions) {
             session.deliver(event);
         }
     }
 
     String vmId() {
-        return vmId;
+        return vm.vmId();
     }
 
     GuestRam ram() {
-        return ram;
+        return vm.ram();
     }
 
     VcpuControl vcpus() {
-        return vcpus;
+        return vm.vcpus();
     }
 
     AccessPolicy policy() {
@@ -121,16 +113,18 @@ public final class IntrospectionServer implements AutoCloseable {
     }
 
     Semaphore readBudget() {
-        return readBudget;
+        return vm.readBudget();
     }
 
     PauseArbiter pauses() {
-        return pauses;
+        return vm.pauses();
     }
 
     @Override
+    /** Closes the socket and every live session on it: how a revoked grant takes effect at once. */
     public void close() throws IOException {
         closed = true;
+        vm.unregister(this);
         serverSocket.close();
         for (ClientSession session : sessions) {
             session.close();

@@ -8,7 +8,9 @@ import io.veggur.host.qemu.QemuMemoryMap;
 import io.veggur.host.qemu.QmpClient;
 import io.veggur.host.server.AccessPolicy;
 import io.veggur.host.server.GuestRam;
+import io.veggur.host.server.IntrospectedVm;
 import io.veggur.host.server.IntrospectionServer;
+import io.veggur.host.server.Role;
 import io.veggur.host.vm.JsonFiles;
 import io.veggur.host.vm.VeggurHome;
 import io.veggur.host.vm.VmConfig;
@@ -49,8 +51,10 @@ final class VmSupervisor {
     private volatile boolean stopRequested;
     private GdbStub gdb;
     private GuestRam ram;
+    private IntrospectedVm vm;
     private IntrospectionServer server;
     private ConsoleRelay console;
+    private ControlChannel control;
 
     VmSupervisor(VmConfig config, VmDirectory directory) {
         this.config = config;
@@ -65,7 +69,7 @@ final class VmSupervisor {
             record(Phase.RUNNING, null);
             LOG.log(Level.INFO, "VM " + config.name() + " running, introspection socket " + server.socketPath());
             int exit = qemu.waitFor();
-            server.publish(new Event.VmStateChanged(Event.VmState.SHUTDOWN, stopRequested ? "stopped" : "guest-exit"));
+            vm.publish(new Event.VmStateChanged(Event.VmState.SHUTDOWN, stopRequested ? "stopped" : "guest-exit"));
             cleanUp();
             boolean clean = stopRequested || exit == 0;
             record(clean ? Phase.STOPPED : Phase.FAILED, clean ? null : "QEMU exited with status " + exit
@@ -103,9 +107,11 @@ final class VmSupervisor {
                 JsonNodeFactory.instance.objectNode().put("command-line", "info mtree")).asText();
         MemoryMap memoryMap = QemuMemoryMap.parse(mtree, config.memoryBytes());
         ram = new GuestRam(config.ramFile(), memoryMap);
-        server = new IntrospectionServer(directory.introspectionSocket(), config.id(), ram, new GdbVcpuControl(gdb),
-                new AccessPolicy(config.allowWrite()));
+        vm = new IntrospectedVm(config.id(), ram, new GdbVcpuControl(gdb));
+        Role ownerRole = config.allowWrite() ? Role.WRITE : Role.TRACE;
+        server = new IntrospectionServer(directory.introspectionSocket(), vm, new AccessPolicy(ownerRole));
         server.start();
+        control = new ControlChannel(directory.controlSocket(), vm, ownerRole);
         gdb.resume();
     }
 
@@ -163,6 +169,7 @@ final class VmSupervisor {
     }
 
     private void cleanUp() {
+        closeQuietly(control);
         closeQuietly(server);
         closeQuietly(console);
         closeQuietly(gdb);

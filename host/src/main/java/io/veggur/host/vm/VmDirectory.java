@@ -57,6 +57,11 @@ public record VmDirectory(Path root) {
         return privateDirectory().resolve("console.sock");
     }
 
+    /** The supervisor's control socket: opens and closes role-bound environment sockets. */
+    public Path controlSocket() {
+        return privateDirectory().resolve("control.sock");
+    }
+
     /** QEMU's end of the serial port; only the supervisor connects to it. */
     public Path serialSocket() {
         return privateDirectory().resolve("serial.sock");

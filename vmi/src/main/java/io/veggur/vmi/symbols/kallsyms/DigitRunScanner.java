@@ -64,7 +64,8 @@ final class DigitRunScanner {
             } else {
                 continue;
             }
-            if (start >= 0 && start < owned && start + RUN_LENGTH <= filled && chunk + start != lastRun && isRun(start)) {
+            if (start >= 0 && start < owned && start + RUN_LENGTH <= filled && chunk + start != lastRun
+                    && isRun(start)) {
                 next = i + PROBE_STRIDE;
                 lastRun = chunk + start;
                 return lastRun;

@@ -7,8 +7,9 @@ import java.util.List;
  * Finds the kallsyms arrays around a token table, from their structure alone:
  * <ul>
  *   <li>{@code kallsyms_markers} (u64 until 4.19, u32 after) end right before the token table, or before
- *       {@code kallsyms_seqs_of_names} in 6.2/6.3. markers[k] is the offset in {@code kallsyms_names} of symbol 256k:
- *       markers[0] = 0 and they grow by 2..256*(2+{@value #MAX_ENTRY_TOKENS}) bytes.</li>
+ *       {@code kallsyms_seqs_of_names} in 6.2/6.3 (and Debian's 6.1). markers[k] is the offset in
+ *       {@code kallsyms_names} of symbol 256k: markers[0] = 0 and they grow by 2..2+{@value #MAX_ENTRY_TOKENS} bytes
+ *       per symbol.</li>
  *   <li>{@code kallsyms_names} ends right before the markers; {@code kallsyms_num_syms} (a u32 plus zero padding,
  *       or a u64) sits in the 8 bytes right before the names. One entry per symbol: a length (one byte; since 6.1 two
  *       bytes, ULEB128, when it is 128 or more) and that many token numbers. The candidate is accepted only if walking
@@ -26,6 +27,7 @@ final class KallsymsLocator {
     static final int MAX_SYMBOLS = 1 << 21;
     /** KSYM_NAME_LEN is 512 since 6.1 (128 before); a name has at most that many tokens. */
     static final int MAX_ENTRY_TOKENS = 1024;
+    /** Bound on kallsyms_names (compressed); a Debian kernel's take 1 to 2 MB. */
     static final long MAX_NAMES_BYTES = 64L << 20;
     static final long KERNEL_IMAGE_START = 0xffff_ffff_8000_0000L;
     /** Kernel image mapping end (MODULES_VADDR): KERNEL_IMAGE_SIZE is at most 1 GiB. */
@@ -38,12 +40,9 @@ final class KallsymsLocator {
     private static final int SEQ_BYTES = 3;
 
     /** How far a candidate got, for the error message when none is complete. */
-    enum Stage { DIGITS, TOKEN_TABLE, MARKERS, NAMES, OFFSETS }
+    private enum Stage { DIGITS, TOKEN_TABLE, MARKERS, NAMES }
 
     private record Markers(long address, int width, long[] values) {
-        long end() {
-            return address + (long) width * values.length;
-        }
     }
 
     private record Names(PhysicalWindow window, long address, int count, boolean bigLengths) {
@@ -59,7 +58,8 @@ final class KallsymsLocator {
 
     /** The tables whose token strings 0x30..0x39 are the digit run at {@code digits}, or null. */
     KallsymsTables locate(long digits) throws KallsymsException {
-        PhysicalWindow around = reader.read(digits, digits - TokenTable.WINDOW_BEFORE, digits + TokenTable.WINDOW_AFTER);
+        PhysicalWindow around = reader.read(digits, digits - TokenTable.WINDOW_BEFORE,
+                digits + TokenTable.WINDOW_AFTER);
         TokenTable tokens = TokenTable.parse(around, digits);
         if (tokens == null) {
             return null;
@@ -68,7 +68,8 @@ final class KallsymsLocator {
         long table = tokens.address();
         PhysicalWindow before = reader.read(table, table - (long) MAX_MARKERS * 8 - 16, table);
         for (Markers markers : markersEndingAt(before, table)) {
-            List<Layout> layouts = markers.width() == 8 ? List.of(Layout.U64_MARKERS) : List.of(Layout.OFFSETS_AFTER_TOKEN_INDEX, Layout.U32_MARKERS);
+            List<Layout> layouts = markers.width() == 8 ? List.of(Layout.U64_MARKERS)
+                    : List.of(Layout.OFFSETS_AFTER_TOKEN_INDEX, Layout.U32_MARKERS);
             KallsymsTables found = fromMarkers(tokens, markers, layouts, -1);
             if (found != null) {
                 return found;
@@ -79,12 +80,12 @@ final class KallsymsLocator {
 
     /** Describes the most complete candidate seen so far. */
     String furthestFailure() {
-        String where = furthestTokenTable < 0 ? "" : " (token table at guest-physical 0x%x)".formatted(furthestTokenTable);
+        String where = " (token table at guest-physical 0x%x)".formatted(furthestTokenTable);
         return switch (furthest) {
             case DIGITS -> "no digit run \"0\\0\"..\"9\\0\" had a kallsyms_token_index after it";
             case TOKEN_TABLE -> "no kallsyms_markers before the token table" + where;
             case MARKERS -> "no kallsyms_num_syms/kallsyms_names matching the markers" + where;
-            case NAMES, OFFSETS -> "no sorted kallsyms_offsets with a kernel-image kallsyms_relative_base" + where;
+            case NAMES -> "no sorted kallsyms_offsets with a kernel-image kallsyms_relative_base" + where;
         };
     }
 
@@ -137,11 +138,12 @@ final class KallsymsLocator {
 
     /**
      * 6.2/6.3: kallsyms_seqs_of_names (3 bytes per symbol) lies between the markers and the token table, so the
-     * markers end where 3*num_syms bytes, 8-aligned, end at the token table. Tries every such end.
+     * markers end where 3*num_syms bytes, 8-aligned, end at the token table. Tries every such end, nearest first.
      */
     private KallsymsTables behindSeqsOfNames(TokenTable tokens) throws KallsymsException {
         long table = tokens.address();
-        PhysicalWindow window = reader.read(table, table - (long) SEQ_BYTES * MAX_SYMBOLS - (long) MAX_MARKERS * 4 - 16, table);
+        long farthest = table - (long) SEQ_BYTES * MAX_SYMBOLS - (long) MAX_MARKERS * 4 - 16;
+        PhysicalWindow window = reader.read(table, farthest, table);
         for (long end = (table - SEQ_BYTES) & -4L; end - 4 >= window.start; end -= 4) {
             long seqs = (end + 7) & -8L;
             for (long count = Math.max(1, (table - seqs - 5) / SEQ_BYTES); count * SEQ_BYTES <= table - seqs; count++) {
@@ -149,7 +151,8 @@ final class KallsymsLocator {
                     continue;
                 }
                 long start = end - 4 * ((count + 255) / 256);
-                if (!window.contains(start, end - start) || window.u32(start) != 0 || count > 256 && window.u32(end - 4) == 0) {
+                if (!window.contains(start, end - start) || window.u32(start) != 0
+                        || count > 256 && window.u32(end - 4) == 0) {
                     continue;
                 }
                 Markers markers = walkBack(window, end, 4);
@@ -192,7 +195,8 @@ final class KallsymsLocator {
         long maxCount = values.length * 256L;
         long lowest = markers.address() - last - MAX_BLOCK_BYTES;
         PhysicalWindow window = reader.read(markers.address(), lowest - 8, markers.address());
-        for (long start = (markers.address() - last - 2) & -8L; start >= lowest && window.contains(start - 8, 8); start -= 8) {
+        for (long start = (markers.address() - last - 2) & -8L; start >= lowest && window.contains(start - 8, 8);
+             start -= 8) {
             long count = window.u64(start - 8);
             if (count < minCount || count > maxCount) {
                 continue;
@@ -206,27 +210,44 @@ final class KallsymsLocator {
         return null;
     }
 
-    private static boolean entriesEndAtMarkers(PhysicalWindow window, long start, int count, Markers markers, boolean bigLengths) {
-        long position = start;
-        for (int i = 0; i < count; i++) {
-            if ((i & 0xff) == 0 && position - start != markers.values()[i >>> 8]) {
-                return false;
-            }
-            long next = nextEntry(window, position, bigLengths);
-            if (next < 0 || next > markers.address()) {
-                return false;
-            }
-            position = next;
-        }
-        if (markers.address() - position >= 8) {
+    /**
+     * Whether {@code count} entries from {@code start} fit the markers: each block of 256 entries from its marker ends
+     * at the next marker, and the last block, zero-padded to 8 bytes, at the markers. The last block is checked first:
+     * it fails after at most 256 entries for every start but the right one, so that hostile memory with many
+     * plausible starts costs no more than a few full walks.
+     */
+    private static boolean entriesEndAtMarkers(PhysicalWindow window, long start, int count, Markers markers,
+                                               boolean bigLengths) {
+        long[] values = markers.values();
+        int blocks = values.length;
+        long end = skipEntries(window, start + values[blocks - 1], count - (blocks - 1) * 256, markers.address(),
+                bigLengths);
+        if (end < 0 || markers.address() - end >= 8) {
             return false;
         }
-        for (long padding = position; padding < markers.address(); padding++) {
+        for (long padding = end; padding < markers.address(); padding++) {
             if (window.u8(padding) != 0) {
                 return false;
             }
         }
+        for (int block = 0; block + 1 < blocks; block++) {
+            long next = skipEntries(window, start + values[block], 256, markers.address(), bigLengths);
+            if (next != start + values[block + 1]) {
+                return false;
+            }
+        }
         return true;
+    }
+
+    /** Address past {@code entries} entries from {@code position}; -1 if one is malformed or passes {@code limit}. */
+    private static long skipEntries(PhysicalWindow window, long position, int entries, long limit, boolean bigLengths) {
+        for (int i = 0; i < entries && position >= 0; i++) {
+            position = nextEntry(window, position, bigLengths);
+            if (position > limit) {
+                return -1;
+            }
+        }
+        return position;
     }
 
     /** Address of the entry after the one at {@code position}, or -1 if this one is malformed or leaves the window. */
@@ -285,12 +306,12 @@ final class KallsymsLocator {
             }
             addresses[i] = address;
         }
-        reached(Stage.OFFSETS, tokens);
         return new KallsymsTables(layout, tokens, markers.address(), names.window(), names.address(), count,
                 names.bigLengths(), offsets, relativeBase, absolutePercpu, addresses);
     }
 
     static boolean inKernelImage(long address) {
-        return Long.compareUnsigned(address, KERNEL_IMAGE_START) >= 0 && Long.compareUnsigned(address, KERNEL_IMAGE_END) < 0;
+        return Long.compareUnsigned(address, KERNEL_IMAGE_START) >= 0
+                && Long.compareUnsigned(address, KERNEL_IMAGE_END) < 0;
     }
 }

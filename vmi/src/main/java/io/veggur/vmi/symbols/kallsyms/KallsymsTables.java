@@ -14,8 +14,8 @@ record KallsymsTables(Layout layout, TokenTable tokens, long markersAddress, Phy
                       boolean absolutePercpu, long[] addresses) {
     /** Longest name (KSYM_NAME_LEN is 512 since 6.1). */
     static final int MAX_NAME_BYTES = 1024;
-    /** All names together; a Debian kernel's take 2 MB. */
-    static final int MAX_NAMES_BYTES = 256 << 20;
+    /** All decoded names together; a Debian kernel's take 2 to 4 MB. */
+    static final int MAX_DECODED_BYTES = 64 << 20;
 
     /** Names and type letters of all symbols. */
     record Decoded(SymbolNames names, byte[] types) {
@@ -30,8 +30,8 @@ record KallsymsTables(Layout layout, TokenTable tokens, long markersAddress, Phy
         byte[][] strings = tokens.tokens();
         byte[] types = new byte[count];
         long namesBytes = markersAddress - namesAddress;
-        SymbolNames.Builder names = new SymbolNames.Builder(count, (int) Math.min(2 * namesBytes, MAX_NAMES_BYTES),
-                MAX_NAMES_BYTES);
+        SymbolNames.Builder names = new SymbolNames.Builder(count, (int) Math.min(2 * namesBytes, MAX_DECODED_BYTES),
+                MAX_DECODED_BYTES);
         long position = namesAddress;
         for (int i = 0; i < count; i++) {
             long next = KallsymsLocator.nextEntry(namesWindow, position, bigLengths);

@@ -31,14 +31,18 @@ public final class KernelSymbols {
     private final int firstImageSymbol;
     private final long text;
     private final long physBase;
-    private final KallsymsTables tables;
+    private final Layout layout;
+    private final boolean absolutePercpu;
+    private final boolean bigLengths;
 
     KernelSymbols(KallsymsTables tables, KallsymsTables.Decoded decoded, long physBase) {
         this.names = decoded.names();
         this.types = decoded.types();
         this.addresses = tables.addresses();
         this.physBase = physBase;
-        this.tables = tables;
+        this.layout = tables.layout();
+        this.absolutePercpu = tables.absolutePercpu();
+        this.bigLengths = tables.bigLengths();
         int image = 0;
         while (image < addresses.length && !KallsymsLocator.inKernelImage(addresses[image])) {
             image++;
@@ -115,8 +119,16 @@ public final class KernelSymbols {
         return text - DEFAULT_TEXT;
     }
 
-    KallsymsTables tables() {
-        return tables;
+    Layout layout() {
+        return layout;
+    }
+
+    boolean absolutePercpu() {
+        return absolutePercpu;
+    }
+
+    boolean bigLengths() {
+        return bigLengths;
     }
 
     private Symbol symbol(int index) {
@@ -125,8 +137,7 @@ public final class KernelSymbols {
 
     @Override
     public String toString() {
-        return "KernelSymbols[%d symbols, kallsyms layout %s%s, _text=0x%x at guest-physical 0x%x]".formatted(
-                count(), tables.layout().versions, tables.absolutePercpu() ? " with absolute per-CPU" : "", text,
-                textPhysical());
+        return "KernelSymbols[%d symbols, kallsyms layout %s%s, _text=0x%x at guest-physical 0x%x]".formatted(count(),
+                layout, absolutePercpu ? " with absolute per-CPU addresses" : "", text, textPhysical());
     }
 }

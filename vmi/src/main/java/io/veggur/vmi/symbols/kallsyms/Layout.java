@@ -8,23 +8,21 @@ package io.veggur.vmi.symbols.kallsyms;
  */
 enum Layout {
     /** 4.6 to 4.19: offsets, relative_base, num_syms (u64), names, markers (u64), token_table, token_index. */
-    U64_MARKERS("4.6-4.19", 8),
+    U64_MARKERS("4.6-4.19"),
     /** 4.20 to 6.1 (commit 80ffbaa5b1bd): as before, but num_syms and the markers are u32. */
-    U32_MARKERS("4.20-6.1", 4),
+    U32_MARKERS("4.20-6.1"),
     /** 6.2 and 6.3 (commit 60443c88f3a8): seqs_of_names (3 bytes per symbol) between markers and token_table. */
-    SEQS_BEFORE_TOKEN_TABLE("6.2-6.3", 4),
+    SEQS_BEFORE_TOKEN_TABLE("6.2-6.3"),
     /**
      * 6.4 and later (commit 404bad70fcf7): num_syms, names, markers, token_table, token_index, offsets, relative_base,
      * seqs_of_names. Unchanged until 7.0 dropped relative_base for place-relative offsets (commit a081b5789255).
      */
-    OFFSETS_AFTER_TOKEN_INDEX("6.4-6.19", 4);
+    OFFSETS_AFTER_TOKEN_INDEX("6.4-6.19");
 
     final String versions;
-    final int markerBytes;
 
-    Layout(String versions, int markerBytes) {
+    Layout(String versions) {
         this.versions = versions;
-        this.markerBytes = markerBytes;
     }
 
     /** The offsets and relative_base come before num_syms rather than after token_index. */

@@ -2,26 +2,32 @@ package io.veggur.vmi.symbols.kallsyms;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * All symbol names of a kernel back to back in one byte array, with an open-addressing hash index from each name to
  * its first occurrence. A Debian kernel's 90 000 names take about 2 MB this way instead of 90 000 String objects, and
- * building it is a plain byte loop (a find runs mostly before the JIT has compiled anything). The hash is
- * String.hashCode of the name as a Latin-1 string, so a lookup hashes its argument the ordinary way.
+ * building it is a plain byte loop (a find runs mostly before the JIT has compiled anything). The names come from
+ * guest memory, so the hash is keyed with a random seed: a guest cannot pick names that all collide and turn the
+ * index quadratic.
  */
 final class SymbolNames {
+    private static final long MULTIPLIER = 0x9e37_79b9_7f4a_7c15L;
+
     private final byte[] bytes;
     private final int[] starts;     // name i is bytes[starts[i], starts[i + 1])
+    private final long seed;
     private final int[] slots;      // 1 + index of a name's first occurrence, 0 for an empty slot
 
-    private SymbolNames(byte[] bytes, int[] starts, int[] hashes) {
+    private SymbolNames(byte[] bytes, int[] starts, long seed, int[] hashes) {
         this.bytes = bytes;
         this.starts = starts;
+        this.seed = seed;
         int count = hashes.length;
         this.slots = new int[Integer.highestOneBit(Math.max(count, 1) * 2) * 2];
         int mask = slots.length - 1;
         for (int i = 0; i < count; i++) {
-            int slot = spread(hashes[i]) & mask;
+            int slot = hashes[i] & mask;
             while (slots[slot] != 0 && !sameName(slots[slot] - 1, i)) {
                 slot = (slot + 1) & mask;
             }
@@ -41,8 +47,15 @@ final class SymbolNames {
 
     /** Index of the first symbol with this name, or -1. */
     int first(String name) {
+        long hash = seed;
+        for (int i = 0; i < name.length(); i++) {
+            if (name.charAt(i) > 0xff) {
+                return -1;
+            }
+            hash = step(hash, name.charAt(i));
+        }
         int mask = slots.length - 1;
-        for (int slot = spread(name.hashCode()) & mask; slots[slot] != 0; slot = (slot + 1) & mask) {
+        for (int slot = spread(hash) & mask; slots[slot] != 0; slot = (slot + 1) & mask) {
             int index = slots[slot] - 1;
             if (equals(index, name)) {
                 return index;
@@ -69,8 +82,12 @@ final class SymbolNames {
         return Arrays.equals(bytes, starts[a], starts[a + 1], bytes, starts[b], starts[b + 1]);
     }
 
-    private static int spread(int hash) {
-        return hash ^ hash >>> 16;
+    private static long step(long hash, int b) {
+        return (hash ^ b) * MULTIPLIER;
+    }
+
+    private static int spread(long hash) {
+        return (int) (hash ^ hash >>> 29 ^ hash >>> 47);
     }
 
     /** Collects names one byte at a time. */
@@ -78,10 +95,11 @@ final class SymbolNames {
         private final int[] starts;
         private final int[] hashes;
         private final int maxBytes;
+        private final long seed = ThreadLocalRandom.current().nextLong();
         private byte[] bytes;
         private int length;
         private int count;
-        private int hash;
+        private long hash = seed;
 
         Builder(int count, int expectedBytes, int maxBytes) {
             this.starts = new int[count + 1];
@@ -99,7 +117,7 @@ final class SymbolNames {
                 bytes = Arrays.copyOf(bytes, (int) Math.min(2L * length, maxBytes));
             }
             bytes[length++] = b;
-            hash = 31 * hash + (b & 0xff);
+            hash = step(hash, b & 0xff);
             return true;
         }
 
@@ -109,13 +127,13 @@ final class SymbolNames {
         }
 
         void endName() {
-            hashes[count++] = hash;
+            hashes[count++] = spread(hash);
             starts[count] = length;
-            hash = 0;
+            hash = seed;
         }
 
         SymbolNames build() {
-            return new SymbolNames(bytes, starts, hashes);
+            return new SymbolNames(bytes, starts, seed, hashes);
         }
     }
 }

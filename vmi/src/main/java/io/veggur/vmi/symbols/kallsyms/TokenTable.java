@@ -1,5 +1,7 @@
 package io.veggur.vmi.symbols.kallsyms;
 
+import java.util.Arrays;
+
 /**
  * {@code kallsyms_token_table} and {@code kallsyms_token_index}: 256 NUL-terminated strings back to back, and 256 u16
  * offsets of those strings, starting at the first 8-byte boundary after the last string (every kallsyms array is
@@ -50,7 +52,7 @@ record TokenTable(long address, long indexAddress, byte[][] tokens) {
                 return null;
             }
             int from = window.index(position);
-            tokens[i] = java.util.Arrays.copyOfRange(window.bytes, from, from + (int) (next - 1 - position));
+            tokens[i] = Arrays.copyOfRange(window.bytes, from, from + (int) (next - 1 - position));
             position = next;
         }
         return position == end ? new TokenTable(address, indexAddress, tokens) : null;

@@ -46,7 +46,8 @@ final class WindowReader {
         try {
             memory.read(start, bytes, 0, length);
         } catch (IOException e) {
-            throw new KallsymsException("reading guest-physical 0x%x+0x%x failed: %s".formatted(start, length, e.getMessage()), e);
+            throw new KallsymsException("reading guest-physical 0x%x+0x%x failed: %s"
+                    .formatted(start, length, e.getMessage()), e);
         }
         return new PhysicalWindow(start, bytes);
     }

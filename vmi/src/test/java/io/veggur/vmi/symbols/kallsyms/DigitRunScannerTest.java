@@ -22,7 +22,8 @@ class DigitRunScannerTest {
         for (int k = 0; k < 16; k++) {
             starts.add(0x100L * k + k);                    // every offset from a 16-byte boundary
         }
-        starts.addAll(List.of(CHUNK - 40L, CHUNK - 20L, CHUNK + 1L, 2L * CHUNK - 60, 2L * CHUNK - 10, (10L << 20) - 20));
+        starts.addAll(List.of(CHUNK - 40L, CHUNK - 20L, CHUNK + 1L, 2L * CHUNK - 60, 2L * CHUNK - 10,
+                (10L << 20) - 20));
         byte[] ram = new byte[10 << 20];
         for (long start : starts) {
             System.arraycopy(RUN, 0, ram, (int) start, RUN.length);
@@ -33,7 +34,8 @@ class DigitRunScannerTest {
 
     @Test
     void next_scansEveryRegion_andNoRunSpansTwo() throws Exception {
-        MemoryMap map = new MemoryMap(List.of(new MemoryRegion(0, 6 << 20, 0), new MemoryRegion(1L << 32, 6 << 20, 6 << 20)));
+        MemoryMap map = new MemoryMap(List.of(new MemoryRegion(0, 6 << 20, 0),
+                new MemoryRegion(1L << 32, 6 << 20, 6 << 20)));
         byte[] backing = new byte[12 << 20];
         System.arraycopy(RUN, 0, backing, (6 << 20) - 10, RUN.length);              // split across the regions
         System.arraycopy(RUN, 0, backing, (6 << 20) + 100, RUN.length);

@@ -57,8 +57,8 @@ class KallsymsFinderTest {
         KernelSymbols symbols = KallsymsFinder.find(memory);
 
         assertSameSymbols(symbols, kernel);
-        assertThat(symbols.tables().layout()).isEqualTo(generation.layout);
-        assertThat(symbols.tables().absolutePercpu()).isEqualTo(generation.absolutePercpu);
+        assertThat(symbols.layout()).isEqualTo(generation.layout);
+        assertThat(symbols.absolutePercpu()).isEqualTo(generation.absolutePercpu);
         assertThat(symbols.kaslrSlide()).isEqualTo(KASLR_SLIDE);
         assertThat(symbols.physBase()).isEqualTo(kernel.physBase(physical));
         assertThat(symbols.textPhysical()).isEqualTo(physical);
@@ -100,7 +100,7 @@ class KallsymsFinderTest {
 
         assertThat(longName).hasSizeGreaterThan(300);
         assertThat(symbols.address(longName)).hasValue(kernel.text + 0x4000);
-        assertThat(symbols.tables().bigLengths()).isTrue();
+        assertThat(symbols.bigLengths()).isTrue();
     }
 
     @Test
@@ -136,16 +136,17 @@ class KallsymsFinderTest {
     void imagePhysical_ofAnAddressOutsideTheImage_isRejected() throws Exception {
         KernelSymbols symbols = KallsymsFinder.find(flat(Generation.LINUX_6_1.kernel(0, 300).ram(RAM, 4 << 20, 6)));
 
-        assertThatThrownBy(() -> symbols.imagePhysical(0x1000)).isInstanceOf(IllegalArgumentException.class);
-        assertThatThrownBy(() -> symbols.imagePhysical(0xffff_8880_0000_0000L)).isInstanceOf(IllegalArgumentException.class);
-        assertThatThrownBy(() -> symbols.imagePhysical(0xffff_ffff_c000_0000L)).isInstanceOf(IllegalArgumentException.class);
+        for (long address : new long[] {0x1000, 0xffff_8880_0000_0000L, 0xffff_ffff_c000_0000L}) {
+            assertThatThrownBy(() -> symbols.imagePhysical(address)).isInstanceOf(IllegalArgumentException.class);
+        }
     }
 
     @Test
     void find_inTheRegionAboveFourGiB_locatesTheImageThere() throws Exception {
         SyntheticKernel kernel = Generation.LINUX_6_12.kernel(KASLR_SLIDE, 1000);
         long high = 4L << 30;
-        MemoryMap map = new MemoryMap(List.of(new MemoryRegion(0, 16 << 20, 0), new MemoryRegion(high, 16 << 20, 16 << 20)));
+        MemoryMap map = new MemoryMap(List.of(new MemoryRegion(0, 16 << 20, 0),
+                new MemoryRegion(high, 16 << 20, 16 << 20)));
         byte[] backing = new byte[32 << 20];
         SyntheticKernel.noise(backing, 7);
         System.arraycopy(kernel.image, 0, backing, (16 << 20) + (6 << 20), SyntheticKernel.IMAGE_SIZE);

@@ -9,6 +9,7 @@ import io.veggur.protocol.MemoryRegion;
 import io.veggur.vmi.symbols.kallsyms.KallsymsFinderTest.Generation;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -36,7 +37,7 @@ class KallsymsHostileInputTest {
         byte[] pristine = kernel.ram(RAM, PHYSICAL, seed);
         int from = (int) PHYSICAL + SyntheticKernel.KALLSYMS;
         int to = (int) PHYSICAL + kernel.end;
-        for (int round = 0; round < 150; round++) {
+        for (int round = 0; round < 100; round++) {
             byte[] ram = pristine.clone();
             for (int hits = 1 + random.nextInt(8); hits > 0; hits--) {
                 int at = from + random.nextInt(to - from - 8);
@@ -67,7 +68,7 @@ class KallsymsHostileInputTest {
         for (long count : new long[] {0, 1, 599, 601, 0xffff_ffffL, 1L << 21, -1}) {
             byte[] ram = kernel.ram(RAM, PHYSICAL, 1);
             int at = (int) PHYSICAL + kernel.numSyms;
-            if (generation.layout.markerBytes == 8) {
+            if (generation.layout == Layout.U64_MARKERS) {
                 putLong(ram, at, count);
             } else {
                 putInt(ram, at, (int) count);
@@ -92,7 +93,7 @@ class KallsymsHostileInputTest {
         SyntheticKernel kernel = Generation.LINUX_6_12.kernel(SLIDE, 1000);
         byte[] ram = kernel.ram(RAM, PHYSICAL, 3);
         int offsets = (int) PHYSICAL + kernel.offsets;
-        putInt(ram, offsets + 4 * 500, ByteBuffer.wrap(ram, offsets + 4 * 900, 4).order(ByteOrder.LITTLE_ENDIAN).getInt());
+        putInt(ram, offsets + 4 * 500, ByteBuffer.wrap(ram).order(ByteOrder.LITTLE_ENDIAN).getInt(offsets + 4 * 900));
 
         assertThatThrownBy(() -> KallsymsFinder.find(flat(ram))).isInstanceOf(KallsymsException.class)
                 .hasMessageContaining("no sorted kallsyms_offsets");
@@ -121,7 +122,7 @@ class KallsymsHostileInputTest {
     @Test
     void find_inRamFullOfDigitRuns_givesUpAfterABoundedNumber() {
         byte[] ram = new byte[RAM];
-        byte[] run = "0\u00001\u00002\u00003\u00004\u00005\u00006\u00007\u00008\u00009\u0000".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+        byte[] run = DigitRunScannerTest.RUN;
         for (int at = 0; at + run.length <= ram.length; at += run.length) {
             System.arraycopy(run, 0, ram, at, run.length);
         }
@@ -135,7 +136,7 @@ class KallsymsHostileInputTest {
     @Test
     void find_amongManyTokenTablesWithoutTheRest_givesUpWithinTheCopyBudget() {
         SyntheticKernel kernel = Generation.LINUX_6_2.kernel(SLIDE, 300);
-        byte[] tables = java.util.Arrays.copyOfRange(kernel.image, kernel.tokenTable, kernel.tokenIndex + 512);
+        byte[] tables = Arrays.copyOfRange(kernel.image, kernel.tokenTable, kernel.tokenIndex + 512);
         byte[] ram = new byte[64 << 20];
         for (int at = 1 << 20; at + tables.length < ram.length; at += 64 << 10) {
             System.arraycopy(tables, 0, ram, at, tables.length);
@@ -145,6 +146,33 @@ class KallsymsHostileInputTest {
         assertThatThrownBy(() -> KallsymsFinder.find(memory)).isInstanceOf(KallsymsException.class)
                 .hasMessageContaining("gave up after copying");
         assertThat(memory.bytesRead).isLessThan(KallsymsFinder.CHECK_BUDGET + ram.length);
+    }
+
+    /**
+     * Names made of identical 8-byte entries whose every 8 bytes also read as a plausible num_syms: every 8-aligned
+     * start before them fits all markers but the last, so only the last-block-first check keeps this from walking
+     * two million entries for each of 32 000 starts.
+     */
+    @Test
+    @Timeout(30)
+    void find_withNamesWhereEveryStartLooksPlausible_failsQuickly() {
+        int markerCount = 8192;
+        int count = markerCount * 256 - 0xf9;                    // low byte 7: each entry is 7 tokens, 8 bytes
+        byte[] ram = new byte[24 << 20];
+        int names = 1 << 20;
+        for (int at = names - (1 << 19); at < names + markerCount * 2048; at += 8) {
+            putLong(ram, at, count);
+        }
+        int markers = names + markerCount * 2048;
+        for (int k = 0; k < markerCount; k++) {
+            putInt(ram, markers + 4 * k, 2048 * k);
+        }
+        SyntheticKernel kernel = Generation.LINUX_6_12.kernel(SLIDE, 300);
+        System.arraycopy(kernel.image, kernel.tokenTable, ram, markers + 4 * markerCount,
+                kernel.tokenIndex + 512 - kernel.tokenTable);
+
+        assertThatThrownBy(() -> KallsymsFinder.find(flat(ram))).isInstanceOf(KallsymsException.class)
+                .hasMessageContaining("no sorted kallsyms_offsets");
     }
 
     private static void putInt(byte[] bytes, int at, int value) {

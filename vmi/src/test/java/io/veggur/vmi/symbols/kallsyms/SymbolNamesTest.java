@@ -9,8 +9,7 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(10)
 class SymbolNamesTest {
     @Test
-    void first_findsTheFirstOccurrence_evenAmongHashCollisions() {
-        // "Aa" and "BB" have the same String.hashCode.
+    void first_findsTheFirstOccurrence_ofDuplicatedNames() {
         SymbolNames names = names("Aa", "BB", "Aa", "schedule", "BB", "AaBB", "BBAa");
 
         assertThat(names.count()).isEqualTo(7);
@@ -33,6 +32,24 @@ class SymbolNamesTest {
     }
 
     @Test
+    void index_ofManyNamesThatCollideInStringHashCode_staysFast() {
+        // Every string of "Aa"/"BB" blocks has the same String.hashCode; the seeded hash spreads them.
+        String[] names = new String[1 << 16];
+        for (int i = 0; i < names.length; i++) {
+            StringBuilder name = new StringBuilder();
+            for (int bit = 0; bit < 16; bit++) {
+                name.append((i >> bit & 1) == 0 ? "Aa" : "BB");
+            }
+            names[i] = name.toString();
+        }
+        SymbolNames index = names(names);
+
+        for (int i = 0; i < names.length; i += 997) {
+            assertThat(index.first(names[i])).isEqualTo(i);
+        }
+    }
+
+    @Test
     void builder_refusesNamesBeyondItsByteLimit() {
         SymbolNames.Builder builder = new SymbolNames.Builder(2, 1, 4);
         for (byte b : "abcd".getBytes(StandardCharsets.US_ASCII)) {
@@ -42,10 +59,10 @@ class SymbolNamesTest {
     }
 
     private static SymbolNames names(String... names) {
-        SymbolNames.Builder builder = new SymbolNames.Builder(names.length, 8, 1 << 20);
+        SymbolNames.Builder builder = new SymbolNames.Builder(names.length, 8, 64 << 20);
         for (String name : names) {
             for (byte b : name.getBytes(StandardCharsets.ISO_8859_1)) {
-                builder.append(b);
+                assertThat(builder.append(b)).isTrue();
             }
             builder.endName();
         }

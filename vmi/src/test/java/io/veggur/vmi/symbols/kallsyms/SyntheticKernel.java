@@ -52,7 +52,8 @@ final class SyntheticKernel {
      * A kernel with about {@code count} symbols and KASLR {@code slide}. With absolute per-CPU addresses it also has
      * 'A' symbols at small per-CPU offsets; with big lengths one name of more than 127 tokens.
      */
-    static SyntheticKernel create(Layout layout, boolean absolutePercpu, boolean bigLengths, long slide, int count, long seed) {
+    static SyntheticKernel create(Layout layout, boolean absolutePercpu, boolean bigLengths, long slide, int count,
+                                  long seed) {
         Random random = new Random(seed);
         long text = DEFAULT_TEXT + slide;
         List<Symbol> list = new ArrayList<>();
@@ -93,7 +94,8 @@ final class SyntheticKernel {
             boolean code = random.nextBoolean();
             long address = code ? text + 0x5000 + random.nextInt(RODATA - 0x6000)
                     : text + (4 << 20) + random.nextInt(3 << 20);
-            char type = code ? textTypes[random.nextInt(textTypes.length)] : dataTypes[random.nextInt(dataTypes.length)];
+            char[] types = code ? textTypes : dataTypes;
+            char type = types[random.nextInt(types.length)];
             list.add(new Symbol(name.toString(), type, address & -16L, false));
         }
         list.sort((a, b) -> Long.compareUnsigned(a.address(), b.address()));     // stable, like the kernel's tie rules
@@ -157,7 +159,7 @@ final class SyntheticKernel {
             writeOffsets(out);
         }
         numSyms = out.label();
-        if (layout.markerBytes == 8) {
+        if (layout == Layout.U64_MARKERS) {
             out.u64(count);
         } else {
             out.u32(count);
@@ -184,7 +186,7 @@ final class SyntheticKernel {
         }
         markers = out.label();
         for (int value : markerValues) {
-            if (layout.markerBytes == 8) {
+            if (layout == Layout.U64_MARKERS) {
                 out.u64(value);
             } else {
                 out.u32(value);

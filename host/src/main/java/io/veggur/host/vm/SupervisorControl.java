@@ -1,0 +1,58 @@
+package io.veggur.host.vm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+/** Client of a supervisor's control socket (see the supervisor's ControlChannel for the protocol). */
+public final class SupervisorControl {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Path socket;
+
+    public SupervisorControl(VmDirectory directory) {
+        this.socket = directory.controlSocket();
+    }
+
+    /** Opens a socket bound to {@code role} in {@code directory}; returns the socket's path. */
+    public Path open(String id, Path directory, String role) throws IOException {
+        ObjectNode request = JSON.createObjectNode().put("op", "open").put("id", id)
+                .put("directory", directory.toAbsolutePath().toString()).put("role", role);
+        return Path.of(call(request).path("socket").asText());
+    }
+
+    /** Closes the socket and all sessions on it; false if it was not open. */
+    public boolean close(String id) throws IOException {
+        return call(JSON.createObjectNode().put("op", "close").put("id", id)).path("closed").asBoolean();
+    }
+
+    public JsonNode list() throws IOException {
+        return call(JSON.createObjectNode().put("op", "list")).path("sockets");
+    }
+
+    private JsonNode call(ObjectNode request) throws IOException {
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            channel.connect(UnixDomainSocketAddress.of(socket));
+            channel.write(ByteBuffer.wrap((JSON.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8)));
+            String line = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8)).readLine();
+            if (line == null) {
+                throw new IOException("the VM supervisor closed its control socket without answering");
+            }
+            JsonNode answer = JSON.readTree(line);
+            if (!answer.path("ok").asBoolean()) {
+                throw new IOException("the VM supervisor refused: " + answer.path("error").asText());
+            }
+            return answer;
+        }
+    }
+}
