@@ -1,18 +1,8 @@
 package io.veggur.bench;
 
-import io.veggur.host.vm.GuestConsole;
-import io.veggur.host.vm.VeggurHome;
-import io.veggur.host.vm.VmInfo;
-import io.veggur.host.vm.VmManager;
-import io.veggur.host.vm.VmSpec;
-import io.veggur.vmi.IntrospectionSession;
 import io.veggur.vmi.memory.PhysicalMemory;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.time.Duration;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Pattern;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -47,9 +37,7 @@ public class PhysicalReadBenchmark {
     @Param({"fd", "socket"})
     public String path;
 
-    private Path home;
-    private VmManager manager;
-    private IntrospectionSession session;
+    private BenchGuest guest;
     private PhysicalMemory memory;
     private byte[] buffer;
     private long[] addresses;
@@ -57,12 +45,8 @@ public class PhysicalReadBenchmark {
 
     @Setup(Level.Trial)
     public void boot() throws Exception {
-        home = Files.createTempDirectory("veggur-bench-");
-        manager = new VmManager(new VeggurHome(home));
-        VmInfo vm = manager.start(VmSpec.builtinGuest("bench"));
-        new GuestConsole(manager.directory("bench")).awaitLine(Pattern.compile("VEGGUR-READY"), Duration.ofSeconds(120));
-        session = IntrospectionSession.connect(vm.socket());
-        memory = path.equals("fd") ? session.physicalMemory() : session.remotePhysicalMemory();
+        guest = new BenchGuest();
+        memory = path.equals("fd") ? guest.session.physicalMemory() : guest.session.remotePhysicalMemory();
         buffer = new byte[size];
         SplittableRandom random = new SplittableRandom(42);
         addresses = new long[1 << 16];
@@ -79,12 +63,6 @@ public class PhysicalReadBenchmark {
 
     @TearDown(Level.Trial)
     public void stop() throws Exception {
-        session.close();
-        manager.stop("bench");
-        try (var paths = Files.walk(home)) {
-            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
+        guest.close();
     }
 }

@@ -1,10 +1,5 @@
 package io.veggur.bench;
 
-import io.veggur.host.vm.GuestConsole;
-import io.veggur.host.vm.VeggurHome;
-import io.veggur.host.vm.VmInfo;
-import io.veggur.host.vm.VmManager;
-import io.veggur.host.vm.VmSpec;
 import io.veggur.protocol.MemoryMap;
 import io.veggur.vmi.IntrospectionSession;
 import io.veggur.vmi.memory.MappedPhysicalMemory;
@@ -15,11 +10,7 @@ import io.veggur.vmi.os.linux.LinuxTask;
 import io.veggur.vmi.os.linux.Listing;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.Comparator;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -49,22 +40,17 @@ public class ProcessListBenchmark {
     @Param({"fd", "image"})
     public String source;
 
-    private Path home;
-    private VmManager manager;
-    private IntrospectionSession session;
+    private BenchGuest guest;
     private PhysicalMemory imageMemory;
     private LinuxKernel kernel;
 
     @Setup(Level.Trial)
     public void boot() throws Exception {
-        home = Files.createTempDirectory("veggur-bench-");
-        manager = new VmManager(new VeggurHome(home));
-        VmInfo vm = manager.start(VmSpec.builtinGuest("pslist"));
-        new GuestConsole(manager.directory("pslist")).awaitLine(Pattern.compile("VEGGUR-READY"), Duration.ofSeconds(120));
-        session = IntrospectionSession.connect(vm.socket());
+        guest = new BenchGuest();
+        IntrospectionSession session = guest.session;
         PhysicalMemory memory = session.physicalMemory();
         if (source.equals("image")) {
-            Path image = home.resolve("memory.raw");
+            Path image = guest.home().resolve("memory.raw");
             session.pause();
             Files.write(image, memory.read(0, (int) memory.memoryMap().totalSize()));
             session.resume();
@@ -86,12 +72,6 @@ public class ProcessListBenchmark {
         if (imageMemory != null) {
             imageMemory.close();
         }
-        session.close();
-        manager.stop("pslist");
-        try (Stream<Path> paths = Files.walk(home)) {
-            for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
+        guest.close();
     }
 }

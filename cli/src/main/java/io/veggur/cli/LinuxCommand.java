@@ -29,7 +29,7 @@ final class LinuxCommand {
 
     /** Shared by the Linux commands: where memory comes from and whether to use the profile cache. */
     static final class Discovery {
-        @Mixin MemoryTarget target;
+        @Mixin Target target;
         @Option(names = "--no-profile-cache", description = "Discover everything from guest memory, ignoring cached profiles.")
         boolean noCache;
         @Option(names = "--symbols", paramLabel = "FILE",
@@ -40,7 +40,7 @@ final class LinuxCommand {
             if (symbols != null && !Files.isReadable(symbols)) {
                 throw new NoSuchFileException(symbols.toString(), null, "no symbols file here");
             }
-            try (MemoryTarget.Source source = target.open()) {
+            try (Target.Source source = target.open()) {
                 ProfileCache cache = noCache ? null : ProfileCache.fromEnvironment();
                 LinuxKernel kernel = symbols == null
                         ? KernelDiscovery.discover(source.memory(), cache)

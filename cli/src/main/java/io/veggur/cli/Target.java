@@ -1,12 +1,24 @@
 package io.veggur.cli;
 
 import io.veggur.host.vm.VmException;
+import io.veggur.protocol.MemoryMap;
+import io.veggur.protocol.ProtocolException;
 import io.veggur.vmi.IntrospectionSession;
+import io.veggur.vmi.memory.MappedPhysicalMemory;
+import io.veggur.vmi.memory.PhysicalMemory;
+import java.io.EOFException;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Option;
 
-/** Which introspection socket a {@code vmi} command talks to: {@code --socket ENDPOINT} or {@code --vm NAME}. */
+/**
+ * What a {@code vmi} command looks at: a live VM's introspection socket ({@code --socket ENDPOINT} or
+ * {@code --vm NAME}) or a raw physical memory image ({@code --image FILE}, byte N = guest-physical address N). Memory
+ * is read the same way from either; registers and VM control need a live VM.
+ */
 final class Target {
     @ArgGroup(exclusive = true, multiplicity = "1")
     Choice choice;
@@ -17,22 +29,47 @@ final class Target {
 
         @Option(names = "--vm", paramLabel = "NAME", description = "A VM on this host, by name.")
         String vm;
+
+        @Option(names = "--image", paramLabel = "FILE", description = "A raw physical memory image.")
+        Path image;
     }
 
-    String endpoint() throws VmException, IOException {
-        if (choice.socket != null) {
-            return choice.socket;
+    /** Guest memory plus whatever must be closed with it. */
+    record Source(PhysicalMemory memory, AutoCloseable owner) implements AutoCloseable {
+        @Override
+        public void close() throws Exception {
+            owner.close();
         }
-        return VmCommand.manager().info(choice.vm).socket();
     }
 
+    /** Guest-physical memory: the zero-copy mapping of a local VM, remote reads, or the mapped image. */
+    Source open() throws IOException, VmException {
+        if (choice.image == null) {
+            IntrospectionSession session = connect();
+            return new Source(session.physicalMemory(), session);
+        }
+        if (!Files.isRegularFile(choice.image)) {
+            throw new NoSuchFileException(choice.image.toString(), null, "no memory image here");
+        }
+        long size = Files.size(choice.image);
+        if (size < 1 << 20) {
+            throw new IOException(choice.image + " holds " + size + " bytes: too small for a memory image");
+        }
+        MappedPhysicalMemory memory = MappedPhysicalMemory.of(choice.image, MemoryMap.flat(size));
+        return new Source(memory, memory);
+    }
+
+    /** A session with a live VM; an image cannot answer for registers or VM state. */
     IntrospectionSession connect() throws VmException, IOException {
-        String endpoint = endpoint();
+        if (choice.image != null) {
+            throw new IllegalArgumentException("this command needs a live VM (--socket or --vm), not --image");
+        }
+        String endpoint = choice.socket != null ? choice.socket : VmCommand.manager().info(choice.vm).socket();
         try {
             return IntrospectionSession.connect(endpoint);
-        } catch (io.veggur.protocol.ProtocolException e) {
+        } catch (ProtocolException e) {
             throw new IOException(endpoint + " does not speak the Veggur introspection protocol (" + e.getMessage() + ")");
-        } catch (java.io.EOFException e) {
+        } catch (EOFException e) {
             throw new IOException(endpoint + " closed the connection during the handshake; is it a Veggur introspection socket?");
         }
     }

@@ -111,8 +111,8 @@ final class VmiCommand {
             if (count > Integer.MAX_VALUE - 8) {
                 throw new IllegalArgumentException("--length " + length + " is too large for one read (max 2 GiB)");
             }
-            try (IntrospectionSession session = target.connect()) {
-                byte[] bytes = session.physicalMemory().read(start, (int) count);
+            try (Target.Source source = target.open()) {
+                byte[] bytes = source.memory().read(start, (int) count);
                 if (out != null) {
                     Files.write(out, bytes);
                 } else if (hex || System.console() != null && System.console().isTerminal()) {
