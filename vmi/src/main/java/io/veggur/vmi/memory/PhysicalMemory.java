@@ -30,6 +30,15 @@ public interface PhysicalMemory extends AutoCloseable {
         }
     }
 
+    /**
+     * False only when {@code [address, address+length)} certainly holds nothing but zeros: pages of a sparse RAM
+     * backing the guest never touched. Whole-RAM scans skip such ranges, which would otherwise make the host allocate
+     * zero pages for all of a large guest's untouched memory. True when unknown.
+     */
+    default boolean mayContainData(long address, long length) {
+        return true;
+    }
+
     default byte[] read(long address, int length) throws IOException {
         byte[] bytes = new byte[length];
         read(address, bytes, 0, length);

@@ -3,6 +3,7 @@ package io.veggur.vmi.symbols.kallsyms;
 import io.veggur.protocol.MemoryRegion;
 import io.veggur.vmi.memory.PhysicalMemory;
 import java.io.IOException;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -28,10 +29,19 @@ final class DigitRunScanner {
     private int next;            // buffer index of the next probe (16-aligned in guest-physical terms)
     private long lastRun = -1;
     private long scanned;
+    private final boolean skipUntouched;
+    private long skipped;
 
-    DigitRunScanner(PhysicalMemory memory) {
+    /** @param skipUntouched skip chunks the memory says hold only zeros (see PhysicalMemory#mayContainData) */
+    DigitRunScanner(PhysicalMemory memory, boolean skipUntouched) {
         this.memory = memory;
         this.regions = memory.memoryMap().regions();
+        this.skipUntouched = skipUntouched;
+    }
+
+    /** Bytes of RAM skipped as never touched. */
+    long skipped() {
+        return skipped;
     }
 
     /** Bytes of RAM scanned so far. */
@@ -95,9 +105,22 @@ final class DigitRunScanner {
         }
         long end = regions.get(region).end();
         filled = (int) Math.min(buffer.length, end - from);
-        memory.read(from, buffer, 0, filled);
-        scanned += Math.min(CHUNK, filled);
         chunk = from;
+        int owned = Math.min(CHUNK, filled);
+        if (skipUntouched && !memory.mayContainData(from, owned)) {
+            // Only zeros: no run starts here, and one crossing into here was read with the previous chunk's overlap.
+            skipped += owned;
+            next = filled;
+            return true;
+        }
+        if (skipUntouched && filled > owned && !memory.mayContainData(from + owned, filled - owned)) {
+            // Reading the overlap would touch (and so allocate) the next, untouched chunk: it is zeros.
+            memory.read(from, buffer, 0, owned);
+            Arrays.fill(buffer, owned, filled, (byte) 0);
+        } else {
+            memory.read(from, buffer, 0, filled);
+        }
+        scanned += owned;
         next = (int) (-from & (PROBE_STRIDE - 1));
         return true;
     }

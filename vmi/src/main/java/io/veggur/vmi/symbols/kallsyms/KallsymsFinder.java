@@ -55,7 +55,19 @@ public final class KallsymsFinder {
      * @throws KallsymsException if no complete, consistent kallsyms tables are found, or reading memory fails
      */
     public static KernelSymbols find(PhysicalMemory memory) throws KallsymsException {
-        DigitRunScanner scanner = new DigitRunScanner(memory);
+        DigitRunScanner sparse = new DigitRunScanner(memory, true);
+        try {
+            return find(memory, sparse);
+        } catch (KallsymsException e) {
+            if (sparse.skipped() == 0) {
+                throw e;
+            }
+            // Skipped pages might have held data after all (swapped out): look again, everywhere.
+            return find(memory, new DigitRunScanner(memory, false));
+        }
+    }
+
+    private static KernelSymbols find(PhysicalMemory memory, DigitRunScanner scanner) throws KallsymsException {
         KallsymsLocator locator = new KallsymsLocator(new WindowReader(memory, CHECK_BUDGET));
         String failure = null;
         int runs = 0;

@@ -12,6 +12,7 @@ import java.io.IOException;
 final class WindowReader {
     /** Larger than every kallsyms array of a real kernel (a few MiB), small enough for one byte array. */
     static final int MAX_WINDOW = 96 << 20;
+    private static final int PIECE = 1 << 20;
 
     private final PhysicalMemory memory;
     private final long budget;
@@ -44,7 +45,14 @@ final class WindowReader {
         spent += length;
         byte[] bytes = new byte[length];
         try {
-            memory.read(start, bytes, 0, length);
+            // Pieces the memory says the guest never touched are zeros: leave them so instead of reading them, which
+            // on a sparse RAM backing would make the host allocate them (look-alikes sit near untouched RAM).
+            for (int done = 0; done < length; done += PIECE) {
+                int piece = Math.min(PIECE, length - done);
+                if (memory.mayContainData(start + done, piece)) {
+                    memory.read(start + done, bytes, done, piece);
+                }
+            }
         } catch (IOException e) {
             throw new KallsymsException("reading guest-physical 0x%x+0x%x failed: %s"
                     .formatted(start, length, e.getMessage()), e);

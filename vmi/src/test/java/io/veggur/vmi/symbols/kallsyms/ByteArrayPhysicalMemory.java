@@ -6,7 +6,7 @@ import io.veggur.vmi.memory.PhysicalMemory;
 import java.io.IOException;
 
 /** Guest RAM for tests: a byte array laid out as the memory map's backing. Counts the bytes read. */
-final class ByteArrayPhysicalMemory implements PhysicalMemory {
+class ByteArrayPhysicalMemory implements PhysicalMemory {
     private final MemoryMap memoryMap;
     final byte[] backing;
     long bytesRead;

@@ -58,8 +58,27 @@ class DigitRunScannerTest {
         assertThat(scanAll(new ByteArrayPhysicalMemory(MemoryMap.flat(ram.length), ram))).isEmpty();
     }
 
+    @Test
+    void next_skippingUntouchedChunks_readsOnlyChunksThatMayHoldData() throws Exception {
+        byte[] ram = new byte[12 << 20];
+        System.arraycopy(RUN, 0, ram, CHUNK + 64, RUN.length);
+        System.arraycopy(RUN, 0, ram, 2 * CHUNK + 64, RUN.length);
+        // Claims the third chunk was never touched, though it holds a run: skipping must trust the claim.
+        ByteArrayPhysicalMemory memory = new ByteArrayPhysicalMemory(MemoryMap.flat(ram.length), ram) {
+            @Override
+            public boolean mayContainData(long address, long length) {
+                return address < 2L * CHUNK;
+            }
+        };
+        DigitRunScanner sparse = new DigitRunScanner(memory, true);
+        assertThat(sparse.next()).isEqualTo(CHUNK + 64L);
+        assertThat(sparse.next()).isEqualTo(-1);
+        assertThat(sparse.skipped()).isEqualTo(CHUNK);
+        assertThat(scanAll(memory)).containsExactly(CHUNK + 64L, 2L * CHUNK + 64);
+    }
+
     private static List<Long> scanAll(ByteArrayPhysicalMemory memory) throws Exception {
-        DigitRunScanner scanner = new DigitRunScanner(memory);
+        DigitRunScanner scanner = new DigitRunScanner(memory, false);
         List<Long> runs = new ArrayList<>();
         for (long run = scanner.next(); run >= 0; run = scanner.next()) {
             runs.add(run);
