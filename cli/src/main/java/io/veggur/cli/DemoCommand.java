@@ -7,9 +7,14 @@ import io.veggur.host.vm.VmSpec;
 import io.veggur.protocol.MemoryRegion;
 import io.veggur.vmi.IntrospectionSession;
 import io.veggur.vmi.memory.PhysicalMemory;
+import io.veggur.vmi.os.linux.DiscoveryReport;
+import io.veggur.vmi.os.linux.KernelDiscovery;
+import io.veggur.vmi.os.linux.LinuxKernel;
+import io.veggur.vmi.os.linux.LinuxTask;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
@@ -100,6 +105,25 @@ final class DemoCommand implements Callable<Integer> {
         long third = mapped.readLong(marker.counterAddress());
         done("counter " + second + " -> " + third);
         check("running guest counts", third > second);
+
+        step("find the Linux kernel with no profile: kallsyms, paging and BTF from guest memory");
+        LinuxKernel kernel = KernelDiscovery.discover(mapped, null);
+        done(kernel.release() + ", KASLR slide 0x" + Long.toHexString(kernel.kaslrSlide()) + ", " + kernel.pagingMode());
+        for (DiscoveryReport.Step discovery : kernel.report().steps()) {
+            System.out.printf("    %-10s %7.1f ms%n", discovery.name(), discovery.nanos() / 1e6);
+        }
+
+        step("list the guest's processes from kernel memory");
+        List<LinuxTask> processes = kernel.processes().items();
+        done(processes.size() + " processes");
+        for (LinuxTask task : processes) {
+            if (!task.kernelThread()) {
+                System.out.printf("    pid %4d  ppid %4d  uid %5d  %s%n", task.pid(), task.ppid(), task.uid(), task.name());
+            }
+        }
+        System.out.println("    (and " + processes.stream().filter(LinuxTask::kernelThread).count() + " kernel threads)");
+        check("the guest's own workloads are listed", processes.stream().map(LinuxTask::name).toList()
+                .containsAll(List.of("veggur-idle-a", "veggur-idle-b", "veggur-threads", "veggur-marker")));
     }
 
     private void step(String what) {
