@@ -134,9 +134,10 @@ public final class KernelDiscovery {
     /** Finds the virtual slide under which the kernel's page tables map {@code _text} to {@code textPhysical}. */
     private LinuxKernel attach(KernelProfile profile, long textPhysical, String step, boolean fromCache) {
         long root = textPhysical + profile.symbols().initTopPgt();
+        List<PageTableWalker> walkers = walkers();
         for (long slide = 0; slide < KernelImage.MAX_SLIDE; slide += KernelImage.PHYSICAL_ALIGN) {
             long text = KernelImage.DEFAULT_TEXT + slide;
-            PageTableWalker walker = pagingFor(root, text, textPhysical, profile.symbols().initTask());
+            PageTableWalker walker = pagingFor(walkers, root, text, textPhysical, profile.symbols().initTask());
             if (walker != null) {
                 finish(step, "profile " + profile.buildId() + " matches; image at physical 0x"
                         + Long.toHexString(textPhysical) + ", " + walker.mode());
@@ -146,14 +147,19 @@ public final class KernelDiscovery {
         return null;
     }
 
+    /** One walker per paging mode, reused across candidates (each owns a translation cache). */
+    private List<PageTableWalker> walkers() {
+        return Arrays.stream(PagingMode.values()).map(mode -> new PageTableWalker(memory, mode)).toList();
+    }
+
     /**
-     * The paging mode under which the kernel's top table maps the image where it really is: both {@code _text} and
-     * a second image address ({@code probeOffset} above it) must land at the matching physical addresses, which a
-     * table read under the wrong number of levels does not achieve by chance. Null if neither mode does.
+     * The walker whose paging mode makes the kernel's top table map the image where it really is: both
+     * {@code _text} and a second image address ({@code probeOffset} above it) must land at the matching physical
+     * addresses, which a table read under the wrong number of levels does not achieve by chance. Null if none does.
      */
-    private PageTableWalker pagingFor(long root, long text, long textPhysical, long probeOffset) {
-        for (PagingMode mode : PagingMode.values()) {
-            PageTableWalker walker = new PageTableWalker(memory, mode);
+    private static PageTableWalker pagingFor(List<PageTableWalker> walkers, long root, long text, long textPhysical,
+                                             long probeOffset) {
+        for (PageTableWalker walker : walkers) {
             if (maps(walker, root, text, textPhysical) && maps(walker, root, text + probeOffset, textPhysical + probeOffset)) {
                 return walker;
             }
@@ -204,7 +210,7 @@ public final class KernelDiscovery {
 
         start();
         long root = symbols.imagePhysical(required(symbols, "init_top_pgt"));
-        PageTableWalker walker = pagingFor(root, text, textPhysical, required(symbols, "init_task") - text);
+        PageTableWalker walker = pagingFor(walkers(), root, text, textPhysical, required(symbols, "init_task") - text);
         if (walker == null) {
             throw new KernelDiscoveryException("finding the paging mode", "the kernel's page tables at physical 0x"
                     + Long.toHexString(root) + " map _text under neither 4- nor 5-level paging", null, null);
