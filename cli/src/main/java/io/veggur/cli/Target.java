@@ -2,11 +2,9 @@ package io.veggur.cli;
 
 import io.veggur.host.vm.VmException;
 import io.veggur.protocol.MemoryMap;
-import io.veggur.protocol.ProtocolException;
 import io.veggur.vmi.IntrospectionSession;
 import io.veggur.vmi.memory.MappedPhysicalMemory;
 import io.veggur.vmi.memory.PhysicalMemory;
-import java.io.EOFException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -64,13 +62,6 @@ final class Target {
         if (choice.image != null) {
             throw new IllegalArgumentException("this command needs a live VM (--socket or --vm), not --image");
         }
-        String endpoint = choice.socket != null ? choice.socket : VmCommand.manager().info(choice.vm).socket();
-        try {
-            return IntrospectionSession.connect(endpoint);
-        } catch (ProtocolException e) {
-            throw new IOException(endpoint + " does not speak the Veggur introspection protocol (" + e.getMessage() + ")");
-        } catch (EOFException e) {
-            throw new IOException(endpoint + " closed the connection during the handshake; is it a Veggur introspection socket?");
-        }
+        return IntrospectionSession.connect(choice.socket != null ? choice.socket : VmCommand.manager().info(choice.vm).socket());
     }
 }

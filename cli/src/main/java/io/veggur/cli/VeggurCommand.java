@@ -32,6 +32,8 @@ public final class VeggurCommand {
             case VmiException vmi -> "the introspection server refused: " + vmi.getMessage() + " (" + vmi.code() + ")";
             case java.nio.file.NoSuchFileException missing -> "not found: " + missing.getFile()
                     + (missing.getReason() == null ? "" : " (" + missing.getReason() + ")");
+            case java.nio.file.AccessDeniedException denied -> "permission denied: " + denied.getFile()
+                    + (denied.getReason() == null ? "" : " (" + denied.getReason() + ")");
             case IOException io -> io.getMessage();
             case IllegalArgumentException bad -> bad.getMessage();
             default -> "unexpected " + e.getClass().getSimpleName() + ": " + e.getMessage();

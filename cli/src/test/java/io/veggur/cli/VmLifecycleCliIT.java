@@ -9,6 +9,10 @@ import java.time.Duration;
 import java.util.HexFormat;
 import java.util.regex.Pattern;
 import io.veggur.host.vm.GuestConsole;
+import io.veggur.protocol.Capability;
+import io.veggur.vmi.IntrospectionSession;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import io.veggur.host.vm.VmDirectory;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -111,13 +115,14 @@ class VmLifecycleCliIT {
     void vmOutlivesTheCli_andStopRemovesTheSocket() throws Exception {
         Path otherHome = Files.createTempDirectory("veggur-cli-it-stop-");
         try {
-            Cli.Result start = Cli.run(otherHome, "vm", "start", "short", "--accel", "tcg", "--cpu", "qemu64");
+            Cli.Result start = Cli.run(otherHome, "vm", "start", "short", "--accel", "tcg", "--cpu", "qemu64", "--allow-write");
             assertThat(start.exitCode()).as(start.stderr()).isZero();
             // The CLI process has exited; the supervisor and QEMU live on.
             GuestConsole console = new GuestConsole(new VmDirectory(otherHome.resolve("vms/short")));
             console.awaitLine(Pattern.compile("VEGGUR-READY"), TestVm.BOOT_TIMEOUT);
             Path socket = otherHome.resolve("vms/short/socket/vmi.sock");
             assertThat(socket).exists();
+            assertGuestSeesWrites(socket, TestGuestMarker.await(console, TestVm.BOOT_TIMEOUT));
             Cli.Result stop = Cli.run(otherHome, "vm", "stop", "short");
             assertThat(stop.exitCode()).as(stop.stderr()).isZero();
             assertThat(stop.stdout()).contains("short stopped");
@@ -127,6 +132,25 @@ class VmLifecycleCliIT {
         } finally {
             Cli.run(otherHome, "vm", "stop", "short");
             TestVm.deleteTree(otherHome);
+        }
+    }
+
+    /**
+     * With --allow-write the owner socket writes guest RAM, and the guest really sees it: its counter, which it
+     * increments in place, carries on from the value written.
+     */
+    private static void assertGuestSeesWrites(Path socket, TestGuestMarker marker) throws Exception {
+        try (IntrospectionSession session = IntrospectionSession.connect(socket.toString())) {
+            assertThat(session.capabilities()).contains(Capability.WRITE_PHYSICAL);
+            long planted = 1L << 40;
+            session.writePhysical(marker.counterAddress(), ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(planted).array());
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            long seen = session.physicalMemory().readLong(marker.counterAddress());
+            while (seen <= planted && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+                seen = session.physicalMemory().readLong(marker.counterAddress());
+            }
+            assertThat(seen).as("the guest counted on from the written value").isGreaterThan(planted).isLessThan(planted + 1_000_000);
         }
     }
 

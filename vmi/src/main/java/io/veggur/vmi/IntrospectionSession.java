@@ -48,12 +48,17 @@ public final class IntrospectionSession implements AutoCloseable {
         try {
             Reply reply = client.call(new Request.Hello(WireCodec.VERSION, WireCodec.VERSION)).reply();
             if (!(reply instanceof Reply.Welcome welcome)) {
-                throw new VmiException(ErrorCode.MALFORMED, "the server did not answer the handshake with a welcome");
+                throw new IOException("it answered the handshake with " + reply.getClass().getSimpleName());
             }
             return new IntrospectionSession(client, welcome, connection.canReceiveFileDescriptors());
-        } catch (IOException | RuntimeException e) {
+        } catch (VmiException refused) {
             client.close();
-            throw e;
+            throw refused;
+        } catch (IOException | RuntimeException e) {
+            // Garbage, a hang-up or a broken pipe during the hello all mean the same to the user.
+            client.close();
+            throw new IOException(transport.describe() + " does not speak the Veggur introspection protocol ("
+                    + e.getMessage() + ")", e);
         }
     }
 

@@ -24,6 +24,7 @@ import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -107,6 +108,9 @@ final class VmSupervisor {
                 JsonNodeFactory.instance.objectNode().put("command-line", "info mtree")).asText();
         MemoryMap memoryMap = QemuMemoryMap.parse(mtree, config.memoryBytes());
         ram = new GuestRam(config.ramFile(), memoryMap);
+        // QEMU and the server hold their descriptors; from now on nobody may open the file for writing, not even a
+        // capability-less uid 0 in a container reopening a granted read-only descriptor through /proc/self/fd.
+        Files.setPosixFilePermissions(config.ramFile(), PosixFilePermissions.fromString("r--------"));
         vm = new IntrospectedVm(config.id(), ram, new GdbVcpuControl(gdb));
         Role ownerRole = config.allowWrite() ? Role.WRITE : Role.TRACE;
         server = new IntrospectionServer(directory.introspectionSocket(), vm, new AccessPolicy(ownerRole));

@@ -5,7 +5,9 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.SocketException;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
@@ -18,7 +20,11 @@ public record UnixSocketTransport(Path path) implements Transport {
     @Override
     public Connection open() throws IOException {
         if (!Files.exists(path)) {
-            throw new java.nio.file.NoSuchFileException(path.toString(), null, "no introspection socket here");
+            Path directory = path.toAbsolutePath().getParent();
+            if (directory != null && Files.isDirectory(directory) && !Files.isExecutable(directory)) {
+                throw new AccessDeniedException(path.toString(), null, "no permission to enter its directory");
+            }
+            throw new NoSuchFileException(path.toString(), null, "no introspection socket here");
         }
         AFUNIXSocket socket = AFUNIXSocket.newInstance();
         try {
