@@ -98,8 +98,8 @@ public final class KernelDiscovery {
         try {
             KernelProfile.Symbols symbols = profile.symbols();
             long textPhysical = located.textPhysical();
-            String banner = KernelImage.readBanner(memory, textPhysical + symbols.linuxBanner());
-            String buildId = KernelImage.readBuildId(memory, textPhysical + symbols.startNotes(),
+            String banner = KernelImageFacts.readBanner(memory, textPhysical + symbols.linuxBanner());
+            String buildId = KernelImageFacts.readBuildId(memory, textPhysical + symbols.startNotes(),
                     symbols.stopNotes() - symbols.startNotes());
             KernelProfile identified = new KernelProfile(buildId != null ? buildId : bannerKey(banner), banner, symbols,
                     profile.task(), profile.credUid(), profile.mmPgd(), profile.signalThreadHead(), profile.module());
@@ -115,7 +115,7 @@ public final class KernelDiscovery {
         byte[] banner = profile.banner().getBytes(StandardCharsets.UTF_8);
         byte[] candidate = new byte[banner.length];
         long ramEnd = memory.memoryMap().regions().getLast().end();
-        for (long text = 0; text + profile.symbols().linuxBanner() + banner.length <= ramEnd; text += KernelImage.PHYSICAL_ALIGN) {
+        for (long text = 0; text + profile.symbols().linuxBanner() + banner.length <= ramEnd; text += KernelImageFacts.PHYSICAL_ALIGN) {
             try {
                 memory.read(text + profile.symbols().linuxBanner(), candidate, 0, candidate.length);
             } catch (IOException notRam) {
@@ -135,8 +135,8 @@ public final class KernelDiscovery {
     private LinuxKernel attach(KernelProfile profile, long textPhysical, String step, boolean fromCache) {
         long root = textPhysical + profile.symbols().initTopPgt();
         List<PageTableWalker> walkers = walkers();
-        for (long slide = 0; slide < KernelImage.MAX_SLIDE; slide += KernelImage.PHYSICAL_ALIGN) {
-            long text = KernelImage.DEFAULT_TEXT + slide;
+        for (long slide = 0; slide < KernelImageFacts.MAX_SLIDE; slide += KernelImageFacts.PHYSICAL_ALIGN) {
+            long text = KernelImageFacts.DEFAULT_TEXT + slide;
             PageTableWalker walker = pagingFor(walkers, root, text, textPhysical, profile.symbols().initTask());
             if (walker != null) {
                 finish(step, "profile " + profile.buildId() + " matches; image at physical 0x"
@@ -193,11 +193,11 @@ public final class KernelDiscovery {
         String banner;
         String buildId;
         try {
-            banner = KernelImage.readBanner(memory, symbols.imagePhysical(required(symbols, "linux_banner")));
+            banner = KernelImageFacts.readBanner(memory, symbols.imagePhysical(required(symbols, "linux_banner")));
             OptionalLong startNotes = symbols.address("__start_notes");
             OptionalLong stopNotes = symbols.address("__stop_notes");
             buildId = startNotes.isPresent() && stopNotes.isPresent()
-                    ? KernelImage.readBuildId(memory, symbols.imagePhysical(startNotes.getAsLong()),
+                    ? KernelImageFacts.readBuildId(memory, symbols.imagePhysical(startNotes.getAsLong()),
                     stopNotes.getAsLong() - startNotes.getAsLong())
                     : null;
         } catch (IOException e) {

@@ -67,7 +67,7 @@ public final class LinuxKernel {
 
     /** Virtual KASLR slide: how far {@code _text} sits above its link-time address 0xffffffff81000000. */
     public long kaslrSlide() {
-        return textAddress - KernelImage.DEFAULT_TEXT;
+        return textAddress - KernelImageFacts.DEFAULT_TEXT;
     }
 
     public long textAddress() {

@@ -1,6 +1,7 @@
 package io.veggur.vmi.os.linux;
 
 import io.veggur.vmi.memory.PhysicalMemory;
+import io.veggur.vmi.symbols.kallsyms.KernelSymbols;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -12,9 +13,9 @@ import java.util.HexFormat;
  * {@link #PHYSICAL_ALIGN} and mapped linearly at {@code _text}, so an image symbol's physical address is
  * {@code textPhysical + (symbol - _text)}.
  */
-final class KernelImage {
-    /** Link-time address of {@code _text} (__START_KERNEL_map + 16 MiB); KASLR slides it by multiples of 2 MiB. */
-    static final long DEFAULT_TEXT = 0xffff_ffff_8100_0000L;
+final class KernelImageFacts {
+    /** Link-time address of {@code _text}; KASLR slides it by multiples of 2 MiB. */
+    static final long DEFAULT_TEXT = KernelSymbols.DEFAULT_TEXT;
     /** CONFIG_PHYSICAL_ALIGN of x86-64 distribution kernels, the grain of both KASLR slides. */
     static final long PHYSICAL_ALIGN = 2L << 20;
     /** The virtual slide stays inside the 1 GiB kernel image area. */
@@ -23,7 +24,7 @@ final class KernelImage {
     private static final int NT_GNU_BUILD_ID = 3;
     private static final int MAX_NOTES = 1 << 16;
 
-    private KernelImage() {}
+    private KernelImageFacts() {}
 
     static String readBanner(PhysicalMemory memory, long physical) throws IOException {
         byte[] bytes = memory.read(physical, MAX_BANNER);
