@@ -115,7 +115,10 @@ class VmLifecycleCliIT {
     void vmOutlivesTheCli_andStopRemovesTheSocket() throws Exception {
         Path otherHome = Files.createTempDirectory("veggur-cli-it-stop-");
         try {
-            Cli.Result start = Cli.run(otherHome, "vm", "start", "short", "--accel", "tcg", "--cpu", "qemu64", "--allow-write");
+            Path disk = otherHome.resolve("disk.raw");
+            Files.write(disk, new byte[3 << 20]);
+            Cli.Result start = Cli.run(otherHome, "vm", "start", "short", "--accel", "tcg", "--cpu", "qemu64", "--allow-write",
+                    "--disk", disk.toString());
             assertThat(start.exitCode()).as(start.stderr()).isZero();
             // The CLI process has exited; the supervisor and QEMU live on.
             GuestConsole console = new GuestConsole(new VmDirectory(otherHome.resolve("vms/short")));
@@ -123,6 +126,9 @@ class VmLifecycleCliIT {
             Path socket = otherHome.resolve("vms/short/socket/vmi.sock");
             assertThat(socket).exists();
             assertGuestSeesWrites(socket, TestGuestMarker.await(console, TestVm.BOOT_TIMEOUT));
+            console.type("echo VEGGUR-DISK sectors=$(cat /sys/block/vda/size)");
+            assertThat(console.awaitLine(Pattern.compile("VEGGUR-DISK sectors=(\\d+)"), Duration.ofSeconds(30)).group(1))
+                    .as("the guest sees the --disk file as a virtio disk of its size").isEqualTo(Long.toString((3 << 20) / 512));
             Cli.Result stop = Cli.run(otherHome, "vm", "stop", "short");
             assertThat(stop.exitCode()).as(stop.stderr()).isZero();
             assertThat(stop.stdout()).contains("short stopped");
