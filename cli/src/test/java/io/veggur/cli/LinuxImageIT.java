@@ -66,6 +66,12 @@ class LinuxImageIT {
         JsonNode kernel = Cli.json(vm.home, freshCache, "vmi", "kernel", "--image", image.toString(), "--json");
         assertThat(kernel.get("profileFromCache").asBoolean()).isTrue();
         assertThat(kernel.get("banner").asText()).startsWith("Linux version ");
+
+        Cli.Result tree = Cli.run(vm.home, Map.of("VEGGUR_CACHE", freshCache.toString()), "vmi", "pstree", "--image", image.toString());
+        assertThat(tree.exitCode()).as(tree.stderr()).isZero();
+        assertThat(tree.stdout().lines()).contains("init (1)", "kthreadd (2)")
+                .anyMatch(line -> line.matches("  veggur-idle-a \\(\\d+\\)"))
+                .hasSize(livePs.size());
     }
 
     /**
