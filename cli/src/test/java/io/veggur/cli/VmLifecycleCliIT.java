@@ -141,6 +141,32 @@ class VmLifecycleCliIT {
         }
     }
 
+    @Test
+    void supervisorKilledWithSigkill_stopReapsItsQemuAndRamFile() throws Exception {
+        Path otherHome = Files.createTempDirectory("veggur-cli-it-kill-");
+        try {
+            assertThat(Cli.run(otherHome, "vm", "start", "orphan", "--accel", "tcg").exitCode()).isZero();
+            JsonNode info = Json.MAPPER.readTree(Cli.run(otherHome, "vm", "info", "orphan", "--json").stdout());
+            ProcessHandle supervisor = ProcessHandle.of(info.get("supervisorPid").asLong()).orElseThrow();
+            ProcessHandle qemu = ProcessHandle.of(info.get("qemuPid").asLong()).orElseThrow();
+            Path ram = Path.of("/dev/shm", "veggur-" + info.get("id").asText());
+            assertThat(ram).isDirectory();
+
+            supervisor.destroyForcibly();
+            supervisor.onExit().get();
+            assertThat(Json.MAPPER.readTree(Cli.run(otherHome, "vm", "info", "orphan", "--json").stdout())
+                    .get("state").asText()).isEqualTo("failed");
+            assertThat(qemu.isAlive()).as("QEMU outlives a SIGKILLed supervisor until stop").isTrue();
+
+            assertThat(Cli.run(otherHome, "vm", "stop", "orphan").exitCode()).isZero();
+            assertThat(qemu.isAlive()).isFalse();
+            assertThat(ram).doesNotExist();
+        } finally {
+            Cli.run(otherHome, "vm", "stop", "orphan");
+            TestVm.deleteTree(otherHome);
+        }
+    }
+
     /**
      * With --allow-write the owner socket writes guest RAM, and the guest really sees it: its counter, which it
      * increments in place, carries on from the value written.

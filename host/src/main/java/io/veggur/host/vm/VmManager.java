@@ -33,6 +33,9 @@ public final class VmManager {
         if (existing.isPresent() && isAlive(existing.get())) {
             throw new VmException("VM '" + spec.name() + "' is already " + phaseName(existing.get()));
         }
+        if (existing.isPresent()) {
+            cleanUpAfterSupervisor(directory, existing.get());
+        }
         VmConfig config = configure(spec);
         Files.createDirectories(home.vmsDirectory());
         VeggurHome.privateDirectory(directory.root());
@@ -133,7 +136,29 @@ public final class VmManager {
                         + STOP_TIMEOUT.toSeconds() + " s"));
             }
         }
+        cleanUpAfterSupervisor(directory, state);
         return info(directory);
+    }
+
+    /**
+     * What a supervisor that died without cleaning up (SIGKILL, crash) leaves behind: its QEMU, now orphaned (killed
+     * only if its command line names this VM's RAM file, so a recycled pid is never touched), and the RAM file on
+     * tmpfs, which would otherwise hold the guest's memory until reboot. Nothing to do after a clean stop.
+     */
+    private void cleanUpAfterSupervisor(VmDirectory directory, VmState state) throws IOException {
+        if (supervisor(state, directory).isPresent()) {
+            return;
+        }
+        VmConfig config = JsonFiles.read(directory.config(), VmConfig.class);
+        ProcessHandle.of(state.qemuPid())
+                .filter(ProcessHandle::isAlive)
+                .filter(qemu -> commandLine(qemu.pid()).contains(config.ramFile().toString()))
+                .ifPresent(qemu -> {
+                    qemu.destroyForcibly();
+                    qemu.onExit().join();
+                });
+        Files.deleteIfExists(config.ramFile());
+        Files.deleteIfExists(config.ramFile().getParent());
     }
 
     public List<VmInfo> list() throws IOException {
