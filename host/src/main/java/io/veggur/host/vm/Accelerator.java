@@ -1,10 +1,14 @@
 package io.veggur.host.vm;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -49,7 +53,7 @@ final class Accelerator {
 
     /** Boots the kernel under KVM with the console on stdout and waits for the kernel to hand over to init. */
     private static boolean probeBoots(Path kernel, Path initrd) {
-        List<String> command = new java.util.ArrayList<>(List.of("qemu-system-x86_64", "-machine", "q35", "-accel", "kvm",
+        List<String> command = new ArrayList<>(List.of("qemu-system-x86_64", "-machine", "q35", "-accel", "kvm",
                 "-cpu", "host", "-m", "256M", "-display", "none", "-nodefaults", "-no-reboot", "-serial", "stdio",
                 "-kernel", kernel.toString(), "-append", "console=ttyS0 panic=-1"));
         if (initrd != null) {
@@ -59,8 +63,8 @@ final class Accelerator {
         try {
             probe = new ProcessBuilder(command).redirectErrorStream(true).start();
             Process running = probe;
-            var reader = new java.io.BufferedReader(new java.io.InputStreamReader(running.getInputStream()));
-            var booted = new java.util.concurrent.CompletableFuture<Boolean>();
+            var reader = new BufferedReader(new InputStreamReader(running.getInputStream()));
+            var booted = new CompletableFuture<Boolean>();
             Thread.ofVirtual().start(() -> {
                 try {
                     for (String line; (line = reader.readLine()) != null; ) {

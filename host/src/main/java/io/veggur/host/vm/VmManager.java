@@ -4,11 +4,16 @@ import io.veggur.host.vm.VmState.Phase;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
 
 /**
@@ -74,7 +79,7 @@ public final class VmManager {
         if (!cpu.matches("[A-Za-z0-9_.,=+-]+")) {
             throw new VmException("invalid CPU model '" + cpu + "'");
         }
-        String id = HexFormat.of().formatHex(java.security.SecureRandom.getSeed(8));
+        String id = HexFormat.of().formatHex(SecureRandom.getSeed(8));
         Path ramFile = Path.of("/dev/shm", "veggur-" + id, "ram");
         return new VmConfig(spec.name(), id, kernel, initrd, append, disk, spec.memoryBytes(), spec.vcpus(), cpu, accel,
                 spec.allowWrite(), ramFile);
@@ -128,8 +133,8 @@ public final class VmManager {
         if (supervisor.isPresent()) {
             supervisor.get().destroy();
             try {
-                supervisor.get().onExit().get(STOP_TIMEOUT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
-            } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+                supervisor.get().onExit().get(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (TimeoutException | ExecutionException e) {
                 supervisor.get().destroyForcibly();
                 ProcessHandle.of(state.qemuPid()).ifPresent(ProcessHandle::destroyForcibly);
                 JsonFiles.write(directory.state(), VmState.of(Phase.FAILED, 0, 0, "killed after not stopping within "
@@ -214,7 +219,7 @@ public final class VmManager {
         if (state.isActive() && !isAlive(state)) {
             return "failed";
         }
-        return state.phase().name().toLowerCase(java.util.Locale.ROOT);
+        return state.phase().name().toLowerCase(Locale.ROOT);
     }
 
     private boolean isAlive(VmState state) {

@@ -35,7 +35,4 @@ public record VmSpec(String name, Path kernel, Path initrd, String append, Path 
         return new VmSpec(name, kernel, initrd, kernelArguments, disk, memoryBytes, vcpus, cpuModel, accel, allowWrite);
     }
 
-    public VmSpec withAllowWrite(boolean allow) {
-        return new VmSpec(name, kernel, initrd, append, disk, memoryBytes, vcpus, cpuModel, accel, allow);
-    }
 }

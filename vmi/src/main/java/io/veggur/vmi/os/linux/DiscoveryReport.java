@@ -9,8 +9,4 @@ public record DiscoveryReport(List<Step> steps, boolean profileFromCache) {
     public DiscoveryReport {
         steps = List.copyOf(steps);
     }
-
-    public long totalNanos() {
-        return steps.stream().mapToLong(Step::nanos).sum();
-    }
 }

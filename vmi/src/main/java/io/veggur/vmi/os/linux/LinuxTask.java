@@ -14,8 +14,4 @@ package io.veggur.vmi.os.linux;
  * @param address       kernel virtual address of the task_struct
  */
 public record LinuxTask(int pid, int tgid, int ppid, int uid, String name, char state, boolean kernelThread,
-                        long pageTableRoot, long address) {
-    public boolean isThreadGroupLeader() {
-        return pid == tgid;
-    }
-}
+                        long pageTableRoot, long address) {}
