@@ -221,6 +221,9 @@ check=$("$DOCKER" run --rm --network none --ipc none --cap-drop ALL --security-o
     find / -xdev -perm /6000 | sed "s/^/setuid: /"' 2>&1) || die "the image does not work: $check"
 case "$check" in *setuid:*) die "the image has setuid/setgid files: $check" ;; esac
 "$DOCKER" image prune -f --filter "label=io.veggur.inputs" >/dev/null   # the replaced build of this tag, if any
+# Older builds go too, unless a container still runs on one (docker refuses to remove those; they go next time).
+"$DOCKER" images --filter label=io.veggur.inputs --format '{{.Repository}}:{{.Tag}}' | grep -vxF "$TAG" \
+  | xargs -r "$DOCKER" image rm >/dev/null 2>&1 || true
 size=$("$DOCKER" image inspect --format '{{.Size}}' "$TAG")
 say "built $TAG in $((SECONDS - start)) s ($((size / 1048576)) MiB, cds-training=$MODE, $(printf '%s' "$check" | head -n 1))"
 printf '%s\n' "$TAG"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end check of the container flavor with real VMs, and its numbers (container/README.md shows a run).
 #   VEGGUR_HOME=/tmp/envtest-home container/verify.sh [--keep]
-# Boots the test guests envtest and envtest2 (./veggur vm start), starts the private dockerd, builds the image
+# Boots the test guests envtest and envtest2 (./veggur host vm start), starts the private dockerd, builds the image
 # (AppCDS trained on envtest), deploys an environment per VM with container/run-env.sh, compares what the tools see
 # inside with the host, checks the isolation, measures deployment and process-list times, then removes the
 # containers, stops both VMs and the dockerd (unless --keep). Exits non-zero if a check fails.
@@ -28,7 +28,7 @@ veggur() { "$REPO/veggur" "$@"; }
 
 start_vm() {
   local name=$1 log="$VEGGUR_HOME/vms/$1/console.log" deadline
-  veggur vm info "$name" 2>/dev/null | grep -q 'state *running' || veggur vm start "$name" >/dev/null
+  veggur host vm info "$name" 2>/dev/null | grep -q 'state *running' || veggur host vm start "$name" >/dev/null
   deadline=$((SECONDS + 180))
   until grep -q VEGGUR-READY "$log" 2>/dev/null; do
     [ $SECONDS -lt $deadline ] || { echo "$name never printed VEGGUR-READY" >&2; exit 1; }
@@ -39,8 +39,8 @@ start_vm() {
 cleanup() {
   [ $KEEP -eq 1 ] && return 0
   "$DOCKER" rm -f "$ENV1" "$ENV2" verify-root-probe >/dev/null 2>&1 || true
-  veggur vm stop "$VM" >/dev/null 2>&1 || true
-  veggur vm stop "$VM2" >/dev/null 2>&1 || true
+  veggur host vm stop "$VM" >/dev/null 2>&1 || true
+  veggur host vm stop "$VM2" >/dev/null 2>&1 || true
   "$HERE/dockerd.sh" stop || true
 }
 

@@ -35,7 +35,7 @@ final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        VmManager manager = VmCommand.manager();
+        VmManager manager = HostVmCommand.manager();
         step("boot the built-in test guest under a detached supervisor");
         VmInfo vm = manager.start(VmSpec.builtinGuest(name));
         done("VM '" + vm.name() + "' " + vm.state() + ", accel " + vm.accel() + ", socket " + vm.socket());

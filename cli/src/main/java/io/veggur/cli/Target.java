@@ -62,6 +62,6 @@ final class Target {
         if (choice.image != null) {
             throw new IllegalArgumentException("this command needs a live VM (--socket or --vm), not --image");
         }
-        return IntrospectionSession.connect(choice.socket != null ? choice.socket : VmCommand.manager().info(choice.vm).socket());
+        return IntrospectionSession.connect(choice.socket != null ? choice.socket : HostVmCommand.manager().info(choice.vm).socket());
     }
 }

@@ -1,5 +1,7 @@
 package io.veggur.cli;
 
+import io.veggur.agent.client.AgentException;
+import io.veggur.agent.container.ContainerException;
 import io.veggur.host.vm.VmException;
 import io.veggur.vmi.VmiException;
 import java.io.IOException;
@@ -13,7 +15,9 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "veggur", mixinStandardHelpOptions = true, version = "veggur 0.1.0",
         description = "Self-service introspection of KVM/QEMU virtual machines.",
-        subcommands = {VmCommand.class, VmiCommand.class, DemoCommand.class})
+        subcommands = {AgentCommand.class, TenantCommand.class, VmCommand.class, GrantCommand.Grant.class,
+                GrantCommand.Revoke.class, GrantCommand.ListGrants.class, EnvCommand.class, VmiCommand.class,
+                AuditCommand.class, HostCommand.class, DemoCommand.class})
 public final class VeggurCommand {
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));
@@ -29,6 +33,8 @@ public final class VeggurCommand {
         PrintWriter err = commandLine.getErr();
         String message = switch (e) {
             case VmException vm -> vm.getMessage();
+            case AgentException refused -> "the agent refused (" + refused.status() + "): " + refused.getMessage();
+            case ContainerException container -> container.getMessage();
             case VmiException vmi -> "the introspection server refused: " + vmi.getMessage() + " (" + vmi.code() + ")";
             case java.nio.file.NoSuchFileException missing -> "not found: " + missing.getFile()
                     + (missing.getReason() == null ? "" : " (" + missing.getReason() + ")");

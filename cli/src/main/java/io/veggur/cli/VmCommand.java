@@ -1,108 +1,117 @@
 package io.veggur.cli;
 
-import io.veggur.host.vm.VeggurHome;
-import io.veggur.host.vm.VmInfo;
-import io.veggur.host.vm.VmManager;
-import io.veggur.host.vm.VmSpec;
-import java.nio.file.Path;
-import java.util.List;
+import com.fasterxml.jackson.databind.JsonNode;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code veggur vm ...}: VM life cycle on this host. */
-@Command(name = "vm", description = "Start, stop and inspect VMs on this host.", mixinStandardHelpOptions = true,
-        subcommands = {VmCommand.Start.class, VmCommand.Stop.class, VmCommand.ListVms.class, VmCommand.Info.class})
+/**
+ * {@code veggur vm ...}: a tenant's VMs, through the agent. A VM is {@code NAME} (one of yours) or
+ * {@code OWNER/NAME} (one granted to you).
+ */
+@Command(name = "vm", description = "Create, start, stop, list and delete your VMs (through the agent).",
+        mixinStandardHelpOptions = true,
+        subcommands = {VmCommand.Create.class, VmCommand.ListVms.class, VmCommand.Show.class, VmCommand.Start.class,
+                VmCommand.Stop.class, VmCommand.Delete.class})
 final class VmCommand {
-    static VmManager manager() {
-        return new VmManager(VeggurHome.fromEnvironment());
+    static void print(JsonNode vm) {
+        System.out.printf("%-20s %-9s %-8s %-6s %5d MiB %2d vCPU%n", vm.path("vm").asText(), vm.path("state").asText(),
+                vm.path("relation").asText(), vm.path("role").asText(), vm.path("memoryMib").asInt(), vm.path("vcpus").asInt());
     }
 
-    static void print(VmInfo info) {
-        System.out.printf("%-12s %s%n", "name", info.name());
-        System.out.printf("%-12s %s%n", "state", info.state());
-        System.out.printf("%-12s %s%n", "socket", info.socket());
-        System.out.printf("%-12s %s%n", "console", info.console());
-        System.out.printf("%-12s %d MiB%n", "memory", info.memory() >> 20);
-        System.out.printf("%-12s %d%n", "vcpus", info.vcpus());
-        System.out.printf("%-12s %s (cpu %s)%n", "accel", info.accel(), info.cpu());
-        if (info.error() != null) {
-            System.out.printf("%-12s %s%n", "error", info.error());
+    static int show(JsonNode vm, boolean json) {
+        if (json) {
+            System.out.println(Json.write(vm));
+        } else {
+            print(vm);
         }
+        return 0;
     }
 
-    @Command(name = "start", description = "Boot a VM under a detached supervisor. Without --kernel, boots the built-in test guest.")
-    static final class Start implements Callable<Integer> {
+    @Command(name = "create", description = "Create a VM running the built-in guest, and boot it.")
+    static final class Create implements Callable<Integer> {
+        @Mixin AgentConnection connection;
         @Parameters(paramLabel = "NAME") String name;
-        @Option(names = "--kernel", paramLabel = "FILE") Path kernel;
-        @Option(names = "--initrd", paramLabel = "FILE") Path initrd;
-        @Option(names = "--append", paramLabel = "ARGS", description = "Kernel command line (added to the test guest's).") String append;
-        @Option(names = "--disk", paramLabel = "FILE") Path disk;
         @Option(names = "--memory", defaultValue = "256M", paramLabel = "SIZE") String memory;
         @Option(names = "--vcpus", defaultValue = "1") int vcpus;
-        @Option(names = "--cpu", paramLabel = "MODEL", description = "QEMU CPU model (default: max under TCG, host under KVM).") String cpu;
-        @Option(names = "--accel", defaultValue = "auto", paramLabel = "auto|kvm|tcg") String accel;
-        @Option(names = "--allow-write", description = "Let socket holders write guest memory (off by default).") boolean allowWrite;
         @Option(names = "--json") boolean json;
 
         @Override
         public Integer call() throws Exception {
-            VmSpec spec = new VmSpec(name, kernel, initrd, append, disk, Sizes.parseSize(memory), vcpus, cpu, accel, allowWrite);
-            VmInfo info = manager().start(spec);
-            if (json) {
-                System.out.println(Json.write(info));
-            } else {
-                print(info);
+            long bytes = Sizes.parseSize(memory);
+            if (bytes % (1 << 20) != 0) {
+                throw new IllegalArgumentException("--memory must be a whole number of MiB");
             }
-            return 0;
+            JsonNode vm = connection.client().post("/v1/vms", Json.MAPPER.createObjectNode().put("name", name)
+                    .put("memoryMib", bytes >> 20).put("vcpus", vcpus));
+            return show(vm, json);
         }
     }
 
-    @Command(name = "stop", description = "Stop a VM and remove its introspection socket.")
-    static final class Stop implements Callable<Integer> {
-        @Parameters(paramLabel = "NAME") String name;
-
-        @Override
-        public Integer call() throws Exception {
-            VmInfo info = manager().stop(name);
-            System.out.println(info.name() + " " + info.state());
-            return 0;
-        }
-    }
-
-    @Command(name = "list", description = "List VMs.")
+    @Command(name = "list", description = "List the VMs you own or were granted.")
     static final class ListVms implements Callable<Integer> {
+        @Mixin AgentConnection connection;
         @Option(names = "--json") boolean json;
 
         @Override
         public Integer call() throws Exception {
-            List<VmInfo> vms = manager().list();
+            JsonNode vms = connection.client().get("/v1/vms");
             if (json) {
                 System.out.println(Json.write(vms));
-                return 0;
-            }
-            System.out.printf("%-20s %-9s %6s %5s %5s%n", "NAME", "STATE", "MEMORY", "VCPUS", "ACCEL");
-            for (VmInfo vm : vms) {
-                System.out.printf("%-20s %-9s %5dM %5d %5s%n", vm.name(), vm.state(), vm.memory() >> 20, vm.vcpus(), vm.accel());
+            } else {
+                vms.forEach(VmCommand::print);
             }
             return 0;
         }
     }
 
-    @Command(name = "info", description = "Describe a VM.")
-    static final class Info implements Callable<Integer> {
-        @Parameters(paramLabel = "NAME") String name;
+    @Command(name = "show", description = "Show one VM.")
+    static final class Show implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Parameters(paramLabel = "VM") String vm;
         @Option(names = "--json") boolean json;
 
         @Override
         public Integer call() throws Exception {
-            VmInfo info = manager().info(name);
-            if (json) {
-                System.out.println(Json.write(info));
-            } else {
-                print(info);
-            }
+            return show(connection.client().get(AgentConnection.vmPath(vm)), json);
+        }
+    }
+
+    @Command(name = "start", description = "Boot a stopped VM.")
+    static final class Start implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Parameters(paramLabel = "VM") String vm;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            return show(connection.client().post(AgentConnection.vmPath(vm) + "/start", null), json);
+        }
+    }
+
+    @Command(name = "stop", description = "Stop a VM; every introspection environment on it is removed first.")
+    static final class Stop implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Parameters(paramLabel = "VM") String vm;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            return show(connection.client().post(AgentConnection.vmPath(vm) + "/stop", null), json);
+        }
+    }
+
+    @Command(name = "delete", description = "Stop (if needed) and delete a VM with its grants.")
+    static final class Delete implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Parameters(paramLabel = "VM") String vm;
+
+        @Override
+        public Integer call() throws Exception {
+            connection.client().delete(AgentConnection.vmPath(vm));
+            System.out.println("deleted " + vm);
             return 0;
         }
     }

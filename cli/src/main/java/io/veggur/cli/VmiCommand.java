@@ -1,5 +1,6 @@
 package io.veggur.cli;
 
+import io.veggur.protocol.Event;
 import io.veggur.protocol.MemoryRegion;
 import io.veggur.protocol.Register;
 import io.veggur.vmi.IntrospectionSession;
@@ -19,7 +20,8 @@ import picocli.CommandLine.Option;
 
 /** {@code veggur vmi ...}: introspection through a VM's socket, as a tenant would do it. */
 @Command(name = "vmi", description = "Introspect a VM through its introspection socket.", mixinStandardHelpOptions = true,
-        subcommands = {VmiCommand.Info.class, VmiCommand.Regs.class, VmiCommand.Read.class, LinuxCommand.Ps.class,
+        subcommands = {VmiCommand.Info.class, VmiCommand.Regs.class, VmiCommand.Read.class, VmiCommand.Write.class,
+                VmiCommand.Pause.class, VmiCommand.Events.class, LinuxCommand.Ps.class,
                 LinuxCommand.PsTree.class, LinuxCommand.Lsmod.class, LinuxCommand.Kernel.class})
 final class VmiCommand {
     @Command(name = "info", description = "Show what the socket announces: VM id, vCPUs, memory map, capabilities.")
@@ -135,6 +137,72 @@ final class VmiCommand {
                     text.append(bytes[j] >= 0x20 && bytes[j] < 0x7f ? (char) bytes[j] : '.');
                 }
                 System.out.printf("%012x  %-47s  %s%n", start + i, hexFormat.formatHex(bytes, i, end), text);
+            }
+        }
+    }
+
+    @Command(name = "write", description = "Write bytes to guest-physical memory (needs the write role).")
+    static final class Write implements Callable<Integer> {
+        @Mixin Target target;
+        @Option(names = "--physical", required = true, paramLabel = "ADDR") String address;
+        @Option(names = "--hex", required = true, paramLabel = "BYTES", description = "The bytes, e.g. 90c3.") String bytes;
+
+        @Override
+        public Integer call() throws Exception {
+            byte[] data;
+            try {
+                data = HexFormat.of().parseHex(bytes);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--hex takes an even number of hex digits, got '" + bytes + "'");
+            }
+            try (IntrospectionSession session = target.connect()) {
+                session.writePhysical(Sizes.parseAddress(address), data);
+            }
+            System.out.println("wrote " + data.length + " bytes at " + address);
+            return 0;
+        }
+    }
+
+    @Command(name = "pause", description = "Pause the VM for a while, then resume it (needs the trace role). "
+            + "The VM resumes even if this command dies.")
+    static final class Pause implements Callable<Integer> {
+        @Mixin Target target;
+        @Option(names = "--for", defaultValue = "1000", paramLabel = "MS", description = "How long, in milliseconds (max 60000).") long millis;
+
+        @Override
+        public Integer call() throws Exception {
+            if (millis < 0 || millis > 60_000) {
+                throw new IllegalArgumentException("--for must be 0..60000 ms");
+            }
+            try (IntrospectionSession session = target.connect()) {
+                session.pause();
+                System.out.println("paused");
+                Thread.sleep(millis);
+                session.resume();
+                System.out.println("resumed");
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "events", description = "Print the VM's state changes (paused, running, shut down) until the "
+            + "session ends; exits 1 when the server ends it (the VM stopped, or the socket was revoked).")
+    static final class Events implements Callable<Integer> {
+        @Mixin Target target;
+
+        @Override
+        public Integer call() throws Exception {
+            try (IntrospectionSession session = target.connect()) {
+                session.subscribeVmEvents(event -> {
+                    if (event instanceof Event.VmStateChanged changed) {
+                        System.out.println("vm " + changed.state().name().toLowerCase(java.util.Locale.ROOT)
+                                + (changed.reason() == null || changed.reason().isEmpty() ? "" : " (" + changed.reason() + ")"));
+                        System.out.flush();
+                    }
+                });
+                System.out.println("subscribed to VM events");
+                System.out.flush();
+                throw session.awaitEnd();
             }
         }
     }

@@ -67,7 +67,8 @@ class LinuxIT {
             }
             assertThat(kernel.get("profileFromCache").asBoolean()).isFalse();
 
-            assertProcessesMatch(vm, cache);
+            GuestProcesses.assertListingMatches(vm.console,
+                    () -> Cli.json(vm.home, cache, "vmi", "ps", "--socket", vm.socket(), "--json"));
             assertThreadsMatch(vm);
             assertModulesMatch(vm, cache);
             assertThat(Cli.json(vm.home, cache, "vmi", "kernel", "--socket", vm.socket(), "--json").get("profileFromCache").asBoolean())
@@ -90,61 +91,6 @@ class LinuxIT {
         GuestKernels.Kernel kernel = GuestKernels.build(config.suite());
         return configured.withKernel(kernel.vmlinuz(), kernel.initrd(),
                 "console=ttyS0 panic=-1 quiet" + (append == null ? "" : " " + append));
-    }
-
-    /**
-     * Processes that exist both before and after the listing must be listed with equal pid, ppid, uid and name;
-     * everything listed must exist before or after. kworkers come and go at any time, so only they are exempt from
-     * the second rule.
-     */
-    private static void assertProcessesMatch(TestVm vm, Path cache) throws Exception {
-        Map<Integer, List<String>> before = groundTruthProcesses(vm, "ps-before");
-        JsonNode listed = Cli.json(vm.home, cache, "vmi", "ps", "--socket", vm.socket(), "--json");
-        Map<Integer, List<String>> after = groundTruthProcesses(vm, "ps-after");
-
-        Map<Integer, JsonNode> byPid = new HashMap<>();
-        for (JsonNode process : listed) {
-            byPid.put(process.get("pid").asInt(), process);
-        }
-        int compared = 0;
-        for (Map.Entry<Integer, List<String>> entry : before.entrySet()) {
-            List<String> truth = entry.getValue();
-            if (!truth.equals(after.get(entry.getKey()))) {
-                continue;
-            }
-            JsonNode process = byPid.get(entry.getKey());
-            assertThat(process).as("process %s %s is listed", entry.getKey(), truth).isNotNull();
-            assertThat(process.get("ppid").asText()).as("ppid of %s", truth).isEqualTo(truth.get(0));
-            assertThat(process.get("uid").asText()).as("uid of %s", truth).isEqualTo(truth.get(1));
-            assertNameMatches(process.get("name").asText(), truth.get(3), process.get("kernelThread").asBoolean());
-            compared++;
-        }
-        assertThat(compared).as("stable processes compared").isGreaterThan(40);
-        for (JsonNode process : listed) {
-            int pid = process.get("pid").asInt();
-            if (!process.get("name").asText().startsWith("kworker/")) {
-                assertThat(before.containsKey(pid) || after.containsKey(pid)).as("listed pid %d exists in the guest", pid).isTrue();
-            }
-        }
-        Set<String> names = new HashSet<>();
-        listed.forEach(p -> names.add(p.get("name").asText()));
-        assertThat(names).contains("init", "veggur-idle-a", "veggur-idle-b", "veggur-threads", "veggur-marker");
-    }
-
-    /**
-     * /proc/PID/comm is task->comm for user tasks. For kernel threads /proc shows more: the full name of a kthread
-     * whose name did not fit comm's 15 characters, and a kworker's current workqueue after a dash.
-     */
-    private static void assertNameMatches(String listed, String proc, boolean kernelThread) {
-        if (!kernelThread) {
-            assertThat(listed).isEqualTo(proc);
-            return;
-        }
-        assertThat(proc).as("kernel thread name").startsWith(listed);
-        if (!proc.equals(listed)) {
-            assertThat(listed.length() == 15 || proc.charAt(listed.length()) == '-')
-                    .as("%s is %s cut to comm or with a workqueue suffix", proc, listed).isTrue();
-        }
     }
 
     private void assertThreadsMatch(TestVm vm) throws Exception {
@@ -186,18 +132,4 @@ class LinuxIT {
         }
         assertThat(listed).isEqualTo(truth);
     }
-
-    /** pid -> [ppid, uid, tgid, comm] from the guest's /proc. */
-    private static Map<Integer, List<String>> groundTruthProcesses(TestVm vm, String tag) throws Exception {
-        Map<Integer, List<String>> processes = new HashMap<>();
-        Pattern line = Pattern.compile("VEGGUR-PS (\\d+) (\\d+) (\\d+) (\\d+) (.*)");
-        for (String text : vm.console.query("veggur-truth ps", "VEGGUR-PS", tag, QUERY_TIMEOUT)) {
-            Matcher m = line.matcher(text);
-            if (m.matches()) {
-                processes.put(Integer.parseInt(m.group(1)), List.of(m.group(2), m.group(3), m.group(4), m.group(5)));
-            }
-        }
-        return processes;
-    }
-
 }

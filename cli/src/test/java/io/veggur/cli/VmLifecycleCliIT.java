@@ -31,7 +31,7 @@ class VmLifecycleCliIT {
     @BeforeAll
     void startThroughTheCli() throws Exception {
         home = Files.createTempDirectory("veggur-cli-it-");
-        Cli.Result start = Cli.run(home, "vm", "start", "cli-it", "--memory", "256M", "--vcpus", "1", "--accel", "auto");
+        Cli.Result start = Cli.run(home, "host", "vm", "start", "cli-it", "--memory", "256M", "--vcpus", "1", "--accel", "auto");
         assertThat(start.exitCode()).as(start.stderr()).isZero();
         GuestConsole console = new GuestConsole(new VmDirectory(home.resolve("vms/cli-it")));
         console.awaitLine(Pattern.compile("VEGGUR-READY"), TestVm.BOOT_TIMEOUT);
@@ -41,14 +41,14 @@ class VmLifecycleCliIT {
     @AfterAll
     void cleanUp() throws Exception {
         if (home != null) {
-            Cli.run(home, "vm", "stop", "cli-it");
+            Cli.run(home, "host", "vm", "stop", "cli-it");
             TestVm.deleteTree(home);
         }
     }
 
     @Test
     void vmInfoJson_describesTheRunningVm() throws Exception {
-        Cli.Result info = Cli.run(home, "vm", "info", "cli-it", "--json");
+        Cli.Result info = Cli.run(home, "host", "vm", "info", "cli-it", "--json");
         assertThat(info.exitCode()).as(info.stderr()).isZero();
         JsonNode json = Json.MAPPER.readTree(info.stdout());
         assertThat(json.get("name").asText()).isEqualTo("cli-it");
@@ -60,7 +60,7 @@ class VmLifecycleCliIT {
         assertThat(Files.readString(Path.of(json.get("console").asText()))).contains("VEGGUR-READY");
         assertThat(Files.getPosixFilePermissions(Path.of(json.get("socket").asText()).getParent()))
                 .as("socket directory is 0700").hasSize(3);
-        assertThat(Cli.run(home, "vm", "list").stdout()).containsPattern("cli-it\\s+running");
+        assertThat(Cli.run(home, "host", "vm", "list").stdout()).containsPattern("cli-it\\s+running");
     }
 
     @Test
@@ -92,12 +92,12 @@ class VmLifecycleCliIT {
 
     @Test
     void badInput_endsInOneClearLine_andNonZeroExit() throws Exception {
-        assertRefused(Cli.run(home, "vm", "info", "no-such-vm"), "no VM named 'no-such-vm'");
+        assertRefused(Cli.run(home, "host", "vm", "info", "no-such-vm"), "no VM named 'no-such-vm'");
         assertRefused(Cli.run(home, "vmi", "info", "--vm", "no-such-vm"), "no VM named 'no-such-vm'");
-        assertRefused(Cli.run(home, "vm", "start", "k", "--kernel", "/nonexistent/vmlinuz"), "kernel file not found");
-        assertRefused(Cli.run(home, "vm", "start", "Bad_Name"), "invalid VM name");
-        assertRefused(Cli.run(home, "vm", "start", "cli-it"), "already running");
-        assertRefused(Cli.run(home, "vm", "start", "m", "--memory", "lots"), "invalid size");
+        assertRefused(Cli.run(home, "host", "vm", "start", "k", "--kernel", "/nonexistent/vmlinuz"), "kernel file not found");
+        assertRefused(Cli.run(home, "host", "vm", "start", "Bad_Name"), "invalid VM name");
+        assertRefused(Cli.run(home, "host", "vm", "start", "cli-it"), "already running");
+        assertRefused(Cli.run(home, "host", "vm", "start", "m", "--memory", "lots"), "invalid size");
         assertRefused(Cli.run(home, "vmi", "read", "--vm", "cli-it", "--physical", "0x7fffffffffff", "--length", "8"),
                 "not inside guest RAM");
         assertRefused(Cli.run(home, "vmi", "info", "--socket", "/nonexistent/vmi.sock"), "not found");
@@ -117,7 +117,7 @@ class VmLifecycleCliIT {
         try {
             Path disk = otherHome.resolve("disk.raw");
             Files.write(disk, new byte[3 << 20]);
-            Cli.Result start = Cli.run(otherHome, "vm", "start", "short", "--accel", "tcg", "--cpu", "qemu64", "--allow-write",
+            Cli.Result start = Cli.run(otherHome, "host", "vm", "start", "short", "--accel", "tcg", "--cpu", "qemu64", "--allow-write",
                     "--disk", disk.toString());
             assertThat(start.exitCode()).as(start.stderr()).isZero();
             // The CLI process has exited; the supervisor and QEMU live on.
@@ -129,14 +129,14 @@ class VmLifecycleCliIT {
             console.type("echo VEGGUR-DISK sectors=$(cat /sys/block/vda/size)");
             assertThat(console.awaitLine(Pattern.compile("VEGGUR-DISK sectors=(\\d+)"), Duration.ofSeconds(30)).group(1))
                     .as("the guest sees the --disk file as a virtio disk of its size").isEqualTo(Long.toString((3 << 20) / 512));
-            Cli.Result stop = Cli.run(otherHome, "vm", "stop", "short");
+            Cli.Result stop = Cli.run(otherHome, "host", "vm", "stop", "short");
             assertThat(stop.exitCode()).as(stop.stderr()).isZero();
             assertThat(stop.stdout()).contains("short stopped");
             assertThat(socket).doesNotExist();
-            assertThat(Json.MAPPER.readTree(Cli.run(otherHome, "vm", "info", "short", "--json").stdout())
+            assertThat(Json.MAPPER.readTree(Cli.run(otherHome, "host", "vm", "info", "short", "--json").stdout())
                     .get("state").asText()).isEqualTo("stopped");
         } finally {
-            Cli.run(otherHome, "vm", "stop", "short");
+            Cli.run(otherHome, "host", "vm", "stop", "short");
             TestVm.deleteTree(otherHome);
         }
     }
@@ -145,8 +145,8 @@ class VmLifecycleCliIT {
     void supervisorKilledWithSigkill_stopReapsItsQemuAndRamFile() throws Exception {
         Path otherHome = Files.createTempDirectory("veggur-cli-it-kill-");
         try {
-            assertThat(Cli.run(otherHome, "vm", "start", "orphan", "--accel", "tcg").exitCode()).isZero();
-            JsonNode info = Json.MAPPER.readTree(Cli.run(otherHome, "vm", "info", "orphan", "--json").stdout());
+            assertThat(Cli.run(otherHome, "host", "vm", "start", "orphan", "--accel", "tcg").exitCode()).isZero();
+            JsonNode info = Json.MAPPER.readTree(Cli.run(otherHome, "host", "vm", "info", "orphan", "--json").stdout());
             ProcessHandle supervisor = ProcessHandle.of(info.get("supervisorPid").asLong()).orElseThrow();
             ProcessHandle qemu = ProcessHandle.of(info.get("qemuPid").asLong()).orElseThrow();
             Path ram = Path.of("/dev/shm", "veggur-" + info.get("id").asText());
@@ -154,15 +154,15 @@ class VmLifecycleCliIT {
 
             supervisor.destroyForcibly();
             supervisor.onExit().get();
-            assertThat(Json.MAPPER.readTree(Cli.run(otherHome, "vm", "info", "orphan", "--json").stdout())
+            assertThat(Json.MAPPER.readTree(Cli.run(otherHome, "host", "vm", "info", "orphan", "--json").stdout())
                     .get("state").asText()).isEqualTo("failed");
             assertThat(qemu.isAlive()).as("QEMU outlives a SIGKILLed supervisor until stop").isTrue();
 
-            assertThat(Cli.run(otherHome, "vm", "stop", "orphan").exitCode()).isZero();
+            assertThat(Cli.run(otherHome, "host", "vm", "stop", "orphan").exitCode()).isZero();
             assertThat(qemu.isAlive()).isFalse();
             assertThat(ram).doesNotExist();
         } finally {
-            Cli.run(otherHome, "vm", "stop", "orphan");
+            Cli.run(otherHome, "host", "vm", "stop", "orphan");
             TestVm.deleteTree(otherHome);
         }
     }

@@ -127,6 +127,15 @@ public final class IntrospectionSession implements AutoCloseable {
         client.call(new Request.SubscribeVmEvents());
     }
 
+    /** Blocks until the session ends (the server closed it, e.g. because its socket was revoked) and says why. */
+    public IOException awaitEnd() throws InterruptedException {
+        try {
+            return client.ended().get();
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException("the end of a session cannot fail", e);
+        }
+    }
+
     @Override
     public synchronized void close() {
         client.close();

@@ -41,6 +41,7 @@ final class ProtocolClient implements AutoCloseable {
     private final Duration timeout;
     private final AtomicInteger nextId = new AtomicInteger(1);
     private final Map<Integer, CompletableFuture<Answer>> pending = new ConcurrentHashMap<>();
+    private final CompletableFuture<IOException> ended = new CompletableFuture<>();
     private final List<Consumer<Event>> eventListeners = new CopyOnWriteArrayList<>();
     private final ArrayDeque<FileDescriptor> receivedFds = new ArrayDeque<>();
     private volatile IOException failure;
@@ -133,8 +134,14 @@ final class ProtocolClient implements AutoCloseable {
         fail(cause);
     }
 
+    /** Completes with the reason once the connection has ended, whoever ended it. */
+    CompletableFuture<IOException> ended() {
+        return ended;
+    }
+
     private void fail(IOException cause) {
         failure = cause;
+        ended.complete(cause);
         pending.values().forEach(f -> f.completeExceptionally(cause));
         pending.clear();
         try {

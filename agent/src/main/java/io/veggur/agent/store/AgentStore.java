@@ -52,7 +52,7 @@ public final class AgentStore implements AutoCloseable {
     public static final String AGENT = "agent";
 
     private static final String VISIBLE_VMS = """
-            SELECT v.id, o.name AS owner, v.name, v.state, v.created, v.updated,
+            SELECT v.id, o.name AS owner, v.name, v.state, v.memory_mib, v.vcpus, v.created, v.updated,
                    CASE WHEN :all THEN 'operator' WHEN v.owner_id = :me THEN 'owner' ELSE 'grantee' END AS relation,
                    CASE WHEN :all OR v.owner_id = :me THEN 'write' ELSE g.role END AS role
             FROM vms v
@@ -61,7 +61,7 @@ public final class AgentStore implements AutoCloseable {
             WHERE (:all OR v.owner_id = :me OR g.grantee_id IS NOT NULL)
             """;
     private static final String VMS = """
-            SELECT v.id, o.name AS owner, v.name, v.state, v.created, v.updated
+            SELECT v.id, o.name AS owner, v.name, v.state, v.memory_mib, v.vcpus, v.created, v.updated
             FROM vms v JOIN tenants o ON o.id = v.owner_id
             """;
     private static final String ENVIRONMENTS = """
@@ -196,21 +196,30 @@ public final class AgentStore implements AutoCloseable {
     // ---- VMs
 
     /** Creates one of {@code owner}'s VMs, STOPPED. CONFLICT if the owner already has a VM of that name. */
-    public Vm createVm(Tenant owner, String name) {
+    public Vm createVm(Tenant owner, String name, int memoryMib, int vcpus) {
         String checked = Names.vm(name);
+        if (memoryMib < Vm.MIN_MEMORY_MIB || memoryMib > Vm.MAX_MEMORY_MIB) {
+            throw new IllegalArgumentException("memory must be " + Vm.MIN_MEMORY_MIB + ".." + Vm.MAX_MEMORY_MIB + " MiB");
+        }
+        if (vcpus < 1 || vcpus > Vm.MAX_VCPUS) {
+            throw new IllegalArgumentException("vcpus must be 1.." + Vm.MAX_VCPUS);
+        }
         return jdbi.inTransaction(h -> {
             if (ownVm(h, owner, checked).isPresent()) {
                 throw StoreException.conflict("you already have a VM '" + checked + "'");
             }
             long now = now().toEpochMilli();
-            h.createUpdate("INSERT INTO vms (owner_id, name, state, created, updated) VALUES (:owner, :name, :state, :now, :now)")
+            h.createUpdate("INSERT INTO vms (owner_id, name, state, memory_mib, vcpus, created, updated) "
+                            + "VALUES (:owner, :name, :state, :memory, :vcpus, :now, :now)")
                     .bind("owner", owner.id())
                     .bind("name", checked)
+                    .bind("memory", memoryMib)
+                    .bind("vcpus", vcpus)
                     .bind("state", Names.text(VmState.Phase.STOPPED))
                     .bind("now", now)
                     .execute();
             Vm vm = ownVm(h, owner, checked).orElseThrow();
-            record(h, owner.auditName(), "vm.create", target(vm), null);
+            record(h, owner.auditName(), "vm.create", target(vm), "memory=" + memoryMib + "M vcpus=" + vcpus);
             return vm;
         });
     }
@@ -229,6 +238,15 @@ public final class AgentStore implements AutoCloseable {
     /** Every VM {@code who} may see (all of them for the operator), by owner and name. */
     public List<VisibleVm> visibleVms(Principal who) {
         return jdbi.withHandle(h -> visibility(h, who, " ORDER BY o.name, v.name", null).map(AgentStore::visibleVmRow).list());
+    }
+
+    /** Every VM on the host, by id: what the agent reconciles with the supervisors. */
+    public List<Vm> allVms() {
+        return jdbi.withHandle(h -> h.createQuery(VMS + " ORDER BY v.id").map(AgentStore::vmRow).list());
+    }
+
+    public Optional<Vm> vm(long id) {
+        return jdbi.withHandle(h -> vm(h, id));
     }
 
     /**
@@ -508,6 +526,24 @@ public final class AgentStore implements AutoCloseable {
         });
     }
 
+    // ---- refusals collected from the VMs' sockets
+
+    /** The last refusal collected from run {@code runId} of the VM's supervisor; 0 for a run not seen before. */
+    public long refusalCursor(long vmId, String runId) {
+        return jdbi.withHandle(h -> h.createQuery("SELECT seq FROM refusal_cursors WHERE vm_id = :vm AND run_id = :run")
+                .bind("vm", vmId).bind("run", runId).mapTo(Long.class).findOne().orElse(0L));
+    }
+
+    /** Appends refusals collected from a VM's sockets and moves its cursor to {@code lastSeq}, atomically. */
+    public void recordRefusals(long vmId, String runId, long lastSeq, List<AuditEntry> refusals) {
+        jdbi.useTransaction(h -> {
+            refusals.forEach(entry -> audit.append(h, entry));
+            h.createUpdate("INSERT INTO refusal_cursors (vm_id, run_id, seq) VALUES (:vm, :run, :seq) "
+                            + "ON CONFLICT (vm_id) DO UPDATE SET run_id = excluded.run_id, seq = excluded.seq")
+                    .bind("vm", vmId).bind("run", runId).bind("seq", lastSeq).execute();
+        });
+    }
+
     // ---- queries inside a transaction
 
     private void record(Handle h, String actor, String action, String target, String detail) {
@@ -599,7 +635,7 @@ public final class AgentStore implements AutoCloseable {
 
     private static Vm vmRow(ResultSet rs, StatementContext ctx) throws SQLException {
         return new Vm(rs.getLong("id"), rs.getString("owner"), rs.getString("name"),
-                Names.parse(VmState.Phase.class, rs.getString("state")),
+                Names.parse(VmState.Phase.class, rs.getString("state")), rs.getInt("memory_mib"), rs.getInt("vcpus"),
                 Instant.ofEpochMilli(rs.getLong("created")), Instant.ofEpochMilli(rs.getLong("updated")));
     }
 

@@ -28,8 +28,8 @@ class AgentStoreMigrationTest {
             assertThat(single(connection, "PRAGMA journal_mode")).isEqualTo("wal");
             assertThat(single(connection, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema "
                     + "WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name NOT LIKE 'flyway%' ORDER BY name)"))
-                    .isEqualTo("audit,audit_head,environments,grants,operator_token,tenants,vms");
-            assertThat(single(connection, "SELECT count(*) FROM flyway_schema_history WHERE success = 1")).isEqualTo("1");
+                    .isEqualTo("audit,audit_head,environments,grants,operator_token,refusal_cursors,tenants,vms");
+            assertThat(single(connection, "SELECT count(*) FROM flyway_schema_history WHERE success = 1")).isEqualTo("2");
         }
     }
 
@@ -45,7 +45,7 @@ class AgentStoreMigrationTest {
             assertThat(reopened.audit().verify().intact()).isTrue();
         }
         try (Connection connection = DriverManager.getConnection("jdbc:sqlite:" + file)) {
-            assertThat(single(connection, "SELECT count(*) FROM flyway_schema_history")).isEqualTo("1");
+            assertThat(single(connection, "SELECT count(*) FROM flyway_schema_history")).isEqualTo("2");
         }
     }
 

@@ -16,7 +16,7 @@ public final class CrashingWriter {
         System.out.println("started");
         for (int step = 0; ; step++) {
             Tenant tenant = store.createTenant("t" + step).tenant();
-            store.createVm(owner, "vm" + step);
+            store.createVm(owner, "vm" + step, 256, 1);
             store.grant(owner, "vm" + step, tenant.name(), Role.READ);
             System.out.println("committed " + step);
             System.out.flush();

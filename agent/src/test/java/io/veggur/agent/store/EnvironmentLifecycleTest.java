@@ -27,7 +27,7 @@ class EnvironmentLifecycleTest {
         store = AgentStore.open(directory.resolve("agent.db"));
         alice = store.createTenant("alice").tenant();
         bob = store.createTenant("bob").tenant();
-        web = store.setVmState(store.createVm(alice, "web").id(), VmState.Phase.RUNNING);
+        web = store.setVmState(store.createVm(alice, "web", 256, 1).id(), VmState.Phase.RUNNING);
     }
 
     @AfterEach
@@ -97,7 +97,7 @@ class EnvironmentLifecycleTest {
         assertThat(catchStore(() -> store.createEnvironment(alice, WEB, Flavor.CONTAINER, Role.READ)).reason())
                 .isEqualTo(StoreException.Reason.CONFLICT);
 
-        store.createVm(alice, "db");
+        store.createVm(alice, "db", 256, 1);
         assertThat(catchStore(() -> store.createEnvironment(alice, new VmRef("alice", "db"), Flavor.CONTAINER, Role.READ))
                 .reason()).isEqualTo(StoreException.Reason.CONFLICT);
     }

@@ -33,7 +33,7 @@ class VmVisibilityTest {
 
     @Test
     void visibleVm_otherTenantsVm_isIndistinguishableFromNone() {
-        store.createVm(alice, "web");
+        store.createVm(alice, "web", 256, 1);
 
         assertThat(store.visibleVm(bob, new VmRef("alice", "web"))).isEmpty();
         assertThat(store.visibleVm(bob, new VmRef("alice", "nothing"))).isEmpty();
@@ -43,7 +43,7 @@ class VmVisibilityTest {
 
     @Test
     void visibleVm_owner_seesItWithEveryRole() {
-        store.createVm(alice, "web");
+        store.createVm(alice, "web", 256, 1);
 
         VisibleVm web = store.visibleVm(alice, VmRef.parse("web", alice)).orElseThrow();
 
@@ -55,20 +55,20 @@ class VmVisibilityTest {
 
     @Test
     void createVm_sameNameAsAnotherTenantsVm_succeeds() {
-        Vm alicesWeb = store.createVm(alice, "web");
+        Vm alicesWeb = store.createVm(alice, "web", 256, 1);
 
-        Vm bobsWeb = store.createVm(bob, "web");
+        Vm bobsWeb = store.createVm(bob, "web", 256, 1);
 
         assertThat(bobsWeb.id()).isNotEqualTo(alicesWeb.id());
         assertThat(bobsWeb.hostName()).isNotEqualTo(alicesWeb.hostName());
         assertThat(store.visibleVm(bob, VmRef.parse("web", bob)).orElseThrow().vm()).isEqualTo(bobsWeb);
-        assertThatThrownBy(() -> store.createVm(bob, "web"))
+        assertThatThrownBy(() -> store.createVm(bob, "web", 256, 1))
                 .isInstanceOfSatisfying(StoreException.class, e -> assertThat(e.reason()).isEqualTo(StoreException.Reason.CONFLICT));
     }
 
     @Test
     void grant_grantee_seesTheVmWithTheGrantedRole() {
-        store.createVm(alice, "web");
+        store.createVm(alice, "web", 256, 1);
 
         store.grant(alice, "web", "bob", Role.TRACE);
 
@@ -85,7 +85,7 @@ class VmVisibilityTest {
 
     @Test
     void grant_again_replacesTheRole() {
-        store.createVm(alice, "web");
+        store.createVm(alice, "web", 256, 1);
         store.grant(alice, "web", "bob", Role.WRITE);
 
         store.grant(alice, "web", "bob", Role.READ);
@@ -96,7 +96,7 @@ class VmVisibilityTest {
 
     @Test
     void revoke_grantee_losesVisibility() {
-        store.createVm(alice, "web");
+        store.createVm(alice, "web", 256, 1);
         store.grant(alice, "web", "bob", Role.READ);
 
         assertThat(store.revoke(alice, "web", "bob")).isTrue();
@@ -108,7 +108,7 @@ class VmVisibilityTest {
 
     @Test
     void grantAndRevoke_byNonOwner_isNotFound() {
-        store.createVm(alice, "web");
+        store.createVm(alice, "web", 256, 1);
         store.grant(alice, "web", "bob", Role.WRITE);
         Tenant carol = store.createTenant("carol").tenant();
 
@@ -124,7 +124,7 @@ class VmVisibilityTest {
 
     @Test
     void grant_toOwnerOrUnknownTenant_isRefused() {
-        store.createVm(alice, "web");
+        store.createVm(alice, "web", 256, 1);
 
         assertThatThrownBy(() -> store.grant(alice, "web", "alice", Role.READ)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> store.grant(alice, "web", "nobody", Role.READ)).isInstanceOfSatisfying(StoreException.class,
@@ -133,11 +133,11 @@ class VmVisibilityTest {
 
     @Test
     void deleteVm_withGrants_removesThemAndNeverReusesTheId() {
-        Vm old = store.createVm(alice, "web");
+        Vm old = store.createVm(alice, "web", 256, 1);
         store.grant(alice, "web", "bob", Role.READ);
 
         assertThat(store.deleteVm(alice, "web")).isTrue();
-        Vm recreated = store.createVm(alice, "web");
+        Vm recreated = store.createVm(alice, "web", 256, 1);
 
         assertThat(recreated.id()).isGreaterThan(old.id());
         assertThat(store.grants(alice, "web")).isEmpty();
@@ -146,7 +146,7 @@ class VmVisibilityTest {
 
     @Test
     void deleteVm_running_isConflict() {
-        Vm web = store.createVm(alice, "web");
+        Vm web = store.createVm(alice, "web", 256, 1);
         store.setVmState(web.id(), VmState.Phase.RUNNING);
 
         assertThatThrownBy(() -> store.deleteVm(alice, "web")).isInstanceOfSatisfying(StoreException.class,
@@ -155,8 +155,8 @@ class VmVisibilityTest {
 
     @Test
     void visibleVm_operator_seesEveryVmAndMustNameTheOwner() {
-        store.createVm(alice, "web");
-        store.createVm(bob, "db");
+        store.createVm(alice, "web", 256, 1);
+        store.createVm(bob, "db", 256, 1);
 
         assertThat(store.visibleVms(Operator.INSTANCE)).extracting(v -> v.vm().ref().toString())
                 .containsExactly("alice/web", "bob/db");

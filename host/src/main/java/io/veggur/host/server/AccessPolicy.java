@@ -6,9 +6,10 @@ import java.util.Set;
 
 /**
  * What the holder of one socket may do, fixed when the socket is opened. The server checks every request against
- * it; the client is only told (as capabilities in the handshake), never trusted.
+ * it; the client is only told (as capabilities in the handshake), never trusted. {@code holder} names the socket in
+ * the VM's {@link RefusalLog} (the owner's socket, or an environment's control-channel id).
  */
-public record AccessPolicy(Role role) {
+public record AccessPolicy(Role role, String holder) {
     public Set<Capability> capabilities() {
         EnumSet<Capability> set = EnumSet.of(Capability.READ_PHYSICAL, Capability.REGISTERS, Capability.MEMORY_FD,
                 Capability.VM_EVENTS);

@@ -146,7 +146,7 @@ final class ClientSession {
             case Request.Hello h -> throw new IllegalStateException("handled before");
             case Request.ReadPhysical read -> throw new IllegalStateException("handled before");
             case Request.WritePhysical write -> {
-                require(Capability.WRITE_PHYSICAL, "memory writes are disabled for this VM");
+                require(Capability.WRITE_PHYSICAL, "memory writes need the write role");
                 long offset = checkedOffset(write.address(), write.data().length);
                 server.ram().copyIn(write.data(), offset);
                 yield new Reply.Ok();
@@ -161,12 +161,12 @@ final class ClientSession {
                 yield new Reply.Registers(get.vcpu(), values);
             }
             case Request.Pause p -> {
-                require(Capability.PAUSE_RESUME, "pausing is not allowed");
+                require(Capability.PAUSE_RESUME, "pausing needs the trace role");
                 server.pauses().pause(this);
                 yield new Reply.Ok();
             }
             case Request.Resume r -> {
-                require(Capability.PAUSE_RESUME, "resuming is not allowed");
+                require(Capability.PAUSE_RESUME, "resuming needs the trace role");
                 server.pauses().release(this);
                 yield new Reply.Ok();
             }
@@ -224,6 +224,7 @@ final class ClientSession {
 
     private void require(Capability capability, String refusal) throws ProtocolException {
         if (!server.policy().capabilities().contains(capability)) {
+            server.refused(refusal);
             throw new ProtocolException(ErrorCode.PERMISSION_DENIED, refusal);
         }
     }

@@ -19,6 +19,7 @@ public final class IntrospectedVm {
     private final VcpuControl vcpus;
     private final PauseArbiter pauses;
     private final Semaphore readBudget = new Semaphore(READ_BUDGET_BYTES);
+    private final RefusalLog refusals = new RefusalLog();
     private final Set<IntrospectionServer> servers = ConcurrentHashMap.newKeySet();
 
     public IntrospectedVm(String vmId, GuestRam ram, VcpuControl vcpus) {
@@ -62,5 +63,10 @@ public final class IntrospectedVm {
 
     Semaphore readBudget() {
         return readBudget;
+    }
+
+    /** What this VM's sockets refused, for the host agent's audit log. */
+    public RefusalLog refusals() {
+        return refusals;
     }
 }

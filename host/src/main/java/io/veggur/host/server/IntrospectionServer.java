@@ -112,6 +112,10 @@ public final class IntrospectionServer implements AutoCloseable {
         return policy;
     }
 
+    void refused(String what) {
+        vm.refusals().record(policy.holder(), what);
+    }
+
     Semaphore readBudget() {
         return vm.readBudget();
     }

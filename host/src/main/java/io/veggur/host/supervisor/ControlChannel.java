@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.veggur.host.server.AccessPolicy;
 import io.veggur.host.server.IntrospectedVm;
 import io.veggur.host.server.IntrospectionServer;
+import io.veggur.host.server.RefusalLog;
 import io.veggur.host.server.Role;
 import io.veggur.host.vm.VeggurHome;
 import java.io.BufferedReader;
@@ -33,7 +34,8 @@ import java.util.regex.Pattern;
  * enforced by the socket it holds, and revoking it closes its live sessions at once.
  *
  * <p>Protocol: one JSON object per line each way. {@code {"op":"open","id":ID,"directory":ABS_PATH,"role":ROLE}},
- * {@code {"op":"close","id":ID}}, {@code {"op":"list"}}; answers carry {@code "ok"} and either results or
+ * {@code {"op":"close","id":ID}}, {@code {"op":"list"}}, {@code {"op":"refusals","after":SEQ}} (what the VM's
+ * sockets refused since SEQ, for the agent's audit log; see {@link RefusalLog}); answers carry {@code "ok"} and either results or
  * {@code "error"}. Opening an id that is open with the same directory and role is a no-op, so a restarted agent can
  * replay what it believes is open.
  */
@@ -42,6 +44,7 @@ final class ControlChannel implements AutoCloseable {
     private static final Pattern ID = Pattern.compile("[a-z0-9][a-z0-9-]{0,63}");
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int MAX_LINE = 4096;
+    private static final int MAX_REFUSALS_PER_ANSWER = 256;
 
     private record Opened(Path directory, Role role, IntrospectionServer server) {}
 
@@ -87,7 +90,8 @@ final class ControlChannel implements AutoCloseable {
                         Role.parse(request.path("role").asText()));
                 case "close" -> close(request.path("id").asText());
                 case "list" -> list();
-                default -> error("unknown op '" + request.path("op").asText() + "' (open, close, list)");
+                case "refusals" -> refusals(request.path("after").asLong(0));
+                default -> error("unknown op '" + request.path("op").asText() + "' (open, close, list, refusals)");
             };
         } catch (IOException | IllegalArgumentException e) {
             return error(e.getMessage());
@@ -111,7 +115,7 @@ final class ControlChannel implements AutoCloseable {
             return error("socket id '" + id + "' is already open with another directory or role");
         }
         VeggurHome.privateDirectory(dir);
-        IntrospectionServer server = new IntrospectionServer(dir.resolve("vmi.sock"), vm, new AccessPolicy(role));
+        IntrospectionServer server = new IntrospectionServer(dir.resolve("vmi.sock"), vm, new AccessPolicy(role, id));
         server.start();
         opened.put(id, new Opened(dir, role, server));
         LOG.log(Level.INFO, "opened socket " + id + " (" + role + ") in " + dir);
@@ -133,6 +137,15 @@ final class ControlChannel implements AutoCloseable {
         var sockets = answer.putArray("sockets");
         opened.forEach((id, open) -> sockets.addObject().put("id", id).put("role", open.role().name().toLowerCase())
                 .put("socket", open.server().socketPath().toString()));
+        return answer;
+    }
+
+    private ObjectNode refusals(long after) {
+        RefusalLog.Batch batch = vm.refusals().after(after, MAX_REFUSALS_PER_ANSWER);
+        ObjectNode answer = ok().put("dropped", batch.dropped()).put("last", batch.lastSeq());
+        var list = answer.putArray("refusals");
+        batch.refusals().forEach(refusal -> list.addObject().put("seq", refusal.seq())
+                .put("time", refusal.time().toEpochMilli()).put("holder", refusal.holder()).put("what", refusal.what()));
         return answer;
     }
 

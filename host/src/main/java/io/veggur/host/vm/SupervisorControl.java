@@ -36,6 +36,14 @@ public final class SupervisorControl {
         return call(JSON.createObjectNode().put("op", "close").put("id", id)).path("closed").asBoolean();
     }
 
+    /**
+     * Requests the VM's sockets refused after sequence number {@code after}: {@code refusals} (seq, time, holder,
+     * what), {@code dropped} (lost before collection) and {@code last} (the newest seq).
+     */
+    public JsonNode refusals(long after) throws IOException {
+        return call(JSON.createObjectNode().put("op", "refusals").put("after", after));
+    }
+
     public JsonNode list() throws IOException {
         return call(JSON.createObjectNode().put("op", "list")).path("sockets");
     }

@@ -1,0 +1,327 @@
+package io.veggur.agent;
+
+import io.veggur.agent.audit.AuditEntry;
+import io.veggur.agent.audit.AuditRecord;
+import io.veggur.agent.container.ContainerException;
+import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.environment.ContainerEnvironments;
+import io.veggur.agent.host.HostVms;
+import io.veggur.agent.store.AgentStore;
+import io.veggur.agent.store.CreatedTenant;
+import io.veggur.agent.store.Environment;
+import io.veggur.agent.store.EnvironmentState;
+import io.veggur.agent.store.Flavor;
+import io.veggur.agent.store.Grant;
+import io.veggur.agent.store.Operator;
+import io.veggur.agent.store.Principal;
+import io.veggur.agent.store.Tenant;
+import io.veggur.agent.store.VisibleVm;
+import io.veggur.agent.store.Vm;
+import io.veggur.agent.store.VmRef;
+import io.veggur.host.server.Role;
+import io.veggur.host.vm.VmException;
+import io.veggur.host.vm.VmState.Phase;
+import java.io.IOException;
+import java.lang.System.Logger;
+import java.lang.System.Logger.Level;
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * What principals may ask of the agent, checked and carried out. Every method takes the authenticated principal;
+ * whatever it may not see answers exactly as if it did not exist (404), and owner-only operations on a VM it sees
+ * through a grant answer 403. Host-side work on a VM runs under that VM's lock.
+ */
+public final class AgentService {
+    private static final Logger LOG = System.getLogger(AgentService.class.getName());
+    public static final int MAX_ARGS = 64;
+    public static final int MAX_ARG_LENGTH = 4096;
+    public static final int MAX_EXEC_OUTPUT = 16 << 20;
+
+    private final AgentStore store;
+    private final HostVms vms;
+    private final ContainerEnvironments containers;
+    private final VmLocks locks;
+
+    AgentService(AgentStore store, HostVms vms, ContainerEnvironments containers, VmLocks locks) {
+        this.store = store;
+        this.vms = vms;
+        this.containers = containers;
+        this.locks = locks;
+    }
+
+    // ---- tenants (operator)
+
+    public CreatedTenant createTenant(Principal who, String name) {
+        operatorOnly(who);
+        return store.createTenant(name);
+    }
+
+    public List<Tenant> tenants(Principal who) {
+        operatorOnly(who);
+        return store.tenants();
+    }
+
+    public List<AuditRecord> audit(Principal who, long after, int limit) {
+        operatorOnly(who);
+        return store.audit().records(after, Math.clamp(limit, 1, 10_000));
+    }
+
+    // ---- VMs
+
+    public List<VisibleVm> vms(Principal who) {
+        return store.visibleVms(who);
+    }
+
+    public VisibleVm vm(Principal who, VmRef ref) {
+        return store.visibleVm(who, ref).orElseThrow(() -> noVm(ref));
+    }
+
+    /** Creates one of the caller's VMs and boots it. */
+    public VisibleVm createVm(Principal who, String name, int memoryMib, int vcpus) {
+        Tenant owner = tenantOnly(who);
+        Vm vm = store.createVm(owner, name, memoryMib, vcpus);
+        start(vm);
+        return vm(who, vm.ref());
+    }
+
+    public VisibleVm startVm(Principal who, VmRef ref) {
+        Vm vm = owned(who, ref);
+        if (vm.state() == Phase.RUNNING || vm.state() == Phase.STARTING) {
+            throw new ApiException(409, "VM '" + ref + "' is already " + text(vm.state()));
+        }
+        start(vm);
+        return vm(who, ref);
+    }
+
+    public VisibleVm stopVm(Principal who, VmRef ref) {
+        stop(owned(who, ref));
+        return vm(who, ref);
+    }
+
+    /** Stops the VM if it runs (removing every environment on it), then forgets it and its grants. */
+    public void deleteVm(Principal who, VmRef ref) {
+        Vm vm = owned(who, ref);
+        stop(vm);
+        store.deleteVm((Tenant) who, ref.name());
+    }
+
+    private void start(Vm vm) {
+        ReentrantLock lock = locks.of(vm.id());
+        lock.lock();
+        try {
+            store.setVmState(vm.id(), Phase.STARTING);
+            try {
+                vms.start(vm);
+            } catch (VmException | IOException e) {
+                store.setVmState(vm.id(), Phase.FAILED);
+                LOG.log(Level.WARNING, "VM " + vm.ref() + " (" + vm.hostName() + ") failed to start: " + e.getMessage());
+                throw new ApiException(500, "VM '" + vm.ref() + "' failed to start (the host log says why)",
+                        "start failed: " + e.getMessage());
+            }
+            store.setVmState(vm.id(), Phase.RUNNING);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ApiException(503, "the agent is shutting down");
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The VM's environments go first (their state change is in the same transaction as the VM's). */
+    private void stop(Vm vm) {
+        ReentrantLock lock = locks.of(vm.id());
+        lock.lock();
+        try {
+            if (vm.state() != Phase.STOPPED) {
+                store.setVmState(vm.id(), Phase.STOPPING);
+            }
+            finishDeletions(vm.id());
+            try {
+                vms.stop(vm);
+            } catch (VmException | IOException e) {
+                LOG.log(Level.WARNING, "stopping VM " + vm.ref() + " (" + vm.hostName() + "): " + e.getMessage());
+            }
+            store.setVmState(vm.id(), Phase.STOPPED);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ApiException(503, "the agent is shutting down");
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---- grants
+
+    public List<Grant> grants(Principal who, VmRef ref) {
+        owned(who, ref);
+        return store.grants((Tenant) who, ref.name());
+    }
+
+    /** Grants (or changes) a role; environments the new role no longer covers are removed before this returns. */
+    public Grant grant(Principal who, VmRef ref, String grantee, String role) {
+        Vm vm = owned(who, ref);
+        Grant grant = store.grant((Tenant) who, ref.name(), grantee, Role.parse(role));
+        finishDeletionsLocked(vm.id());
+        return grant;
+    }
+
+    /** Revokes a grant; the grantee's environment on the VM, and every live session on its socket, end before this returns. */
+    public boolean revoke(Principal who, VmRef ref, String grantee) {
+        Vm vm = owned(who, ref);
+        boolean revoked = store.revoke((Tenant) who, ref.name(), grantee);
+        finishDeletionsLocked(vm.id());
+        return revoked;
+    }
+
+    // ---- environments
+
+    public List<Environment> environments(Principal who) {
+        return store.environments(tenantOnly(who));
+    }
+
+    public Environment environment(Principal who, VmRef ref) {
+        Tenant tenant = tenantOnly(who);
+        vm(who, ref);
+        return store.environment(tenant, ref).orElseThrow(() -> new ApiException(404,
+                "you have no environment for VM '" + ref + "'"));
+    }
+
+    /** Builds an environment and returns it READY; on failure everything built is removed again. */
+    public Environment createEnvironment(Principal who, VmRef ref, String flavorName, String roleName) {
+        Tenant tenant = tenantOnly(who);
+        Flavor flavor = flavor(flavorName);
+        Role role = roleName == null ? Role.READ : Role.parse(roleName);
+        Environment environment = store.createEnvironment(tenant, ref, flavor, role);
+        ReentrantLock lock = locks.of(environment.vmId());
+        lock.lock();
+        try {
+            Vm vm = store.vm(environment.vmId()).orElseThrow();
+            store.recordEnvironmentHandle(environment.id(), ContainerEnvironments.containerName(environment.id()),
+                    containers.socketDirectory(environment.id()));
+            try {
+                containers.build(environment, vm);
+            } catch (IOException | ContainerException e) {
+                LOG.log(Level.WARNING, "building environment " + environment.id() + " failed: " + e.getMessage());
+                // The state's detail is shown to the tenant: the reason, which may name host paths, goes to the log.
+                store.transitionEnvironment(environment.id(), EnvironmentState.CREATING, EnvironmentState.DELETING,
+                        "building failed");
+                finishDeletions(environment.vmId());
+                throw new ApiException(500, "the environment for VM '" + ref + "' could not be built (the host log says why)",
+                        "build failed: " + e.getMessage());
+            }
+            if (!store.transitionEnvironment(environment.id(), EnvironmentState.CREATING, EnvironmentState.READY, null)) {
+                finishDeletions(environment.vmId());
+                throw new ApiException(409, "the environment for VM '" + ref + "' was deleted while it was being built");
+            }
+            return store.environment(environment.id()).orElseThrow();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public void deleteEnvironment(Principal who, VmRef ref) {
+        Tenant tenant = tenantOnly(who);
+        vm(who, ref);
+        Environment environment = store.deleteEnvironment(tenant, ref).orElseThrow(() -> new ApiException(404,
+                "you have no environment for VM '" + ref + "'"));
+        finishDeletionsLocked(environment.vmId());
+    }
+
+    /** Runs a command in the caller's READY environment for the VM, with bounded time and output. */
+    public ExecResult exec(Principal who, VmRef ref, List<String> argv, Duration timeout) {
+        Environment environment = environment(who, ref);
+        if (argv == null || argv.isEmpty() || argv.size() > MAX_ARGS
+                || argv.stream().anyMatch(arg -> arg == null || arg.length() > MAX_ARG_LENGTH)) {
+            throw new IllegalArgumentException("give a command of 1.." + MAX_ARGS + " arguments of at most "
+                    + MAX_ARG_LENGTH + " characters");
+        }
+        if (environment.state() != EnvironmentState.READY) {
+            throw new ApiException(409, "your environment for VM '" + ref + "' is " + text(environment.state()));
+        }
+        store.audit().append(AuditEntry.allowed(who.auditName(), "env.exec", "vm:" + ref, abbreviate(String.join(" ", argv))));
+        try {
+            return containers.exec(environment, argv, timeout, MAX_EXEC_OUTPUT);
+        } catch (ContainerException e) {
+            LOG.log(Level.WARNING, "exec in environment " + environment.id() + " failed: " + e.getMessage());
+            throw new ApiException(500, "the command could not be run in your environment (the host log says why)",
+                    "exec failed: " + e.getMessage());
+        }
+    }
+
+    // ---- teardown
+
+    private void finishDeletionsLocked(long vmId) {
+        ReentrantLock lock = locks.of(vmId);
+        lock.lock();
+        try {
+            finishDeletions(vmId);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Tears down and removes the VM's DELETING environments. Caller holds the VM's lock. */
+    void finishDeletions(long vmId) {
+        Vm vm = store.vm(vmId).orElseThrow();
+        for (Environment environment : store.environmentsIn(EnvironmentState.DELETING)) {
+            if (environment.vmId() != vmId) {
+                continue;
+            }
+            try {
+                containers.tearDown(environment, vm);
+                store.removeEnvironment(environment.id());
+            } catch (IOException | ContainerException e) {
+                // It stays DELETING; the reconciler retries.
+                LOG.log(Level.WARNING, "tearing down environment " + environment.id() + " failed: " + e.getMessage());
+            }
+        }
+    }
+
+    // ---- checks
+
+    private Vm owned(Principal who, VmRef ref) {
+        VisibleVm visible = vm(who, ref);
+        if (visible.relation() != VisibleVm.Relation.OWNER) {
+            throw new ApiException(403, "only the owner of VM '" + ref + "' may do that");
+        }
+        return visible.vm();
+    }
+
+    private static void operatorOnly(Principal who) {
+        if (!(who instanceof Operator)) {
+            throw new ApiException(403, "only the operator may do that");
+        }
+    }
+
+    private static Tenant tenantOnly(Principal who) {
+        if (who instanceof Tenant tenant) {
+            return tenant;
+        }
+        throw new ApiException(403, "the operator has no VMs or environments of its own; use a tenant's token");
+    }
+
+    static ApiException noVm(VmRef ref) {
+        return new ApiException(404, "no VM '" + ref + "'");
+    }
+
+    static Flavor flavor(String name) {
+        String wanted = name == null ? "container" : name.toLowerCase(Locale.ROOT);
+        for (Flavor flavor : Flavor.values()) {
+            if (flavor.name().toLowerCase(Locale.ROOT).equals(wanted)) {
+                return flavor;
+            }
+        }
+        throw new IllegalArgumentException("unknown or unavailable flavor '" + name + "' (available: container)");
+    }
+
+    private static String text(Enum<?> value) {
+        return value.name().toLowerCase(Locale.ROOT);
+    }
+
+    private static String abbreviate(String text) {
+        return text.length() <= 512 ? text : text.substring(0, 509) + "...";
+    }
+}

@@ -1,0 +1,161 @@
+package io.veggur.agent;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.veggur.agent.audit.AuditEntry;
+import io.veggur.agent.container.ContainerException;
+import io.veggur.agent.environment.ContainerEnvironments;
+import io.veggur.agent.host.HostVms;
+import io.veggur.agent.store.AgentStore;
+import io.veggur.agent.store.Environment;
+import io.veggur.agent.store.EnvironmentState;
+import io.veggur.agent.store.Vm;
+import io.veggur.host.vm.VmInfo;
+import io.veggur.host.vm.VmState.Phase;
+import java.io.IOException;
+import java.lang.System.Logger;
+import java.lang.System.Logger.Level;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Brings the store and the host together, once at start (re-adoption after a restart or a kill -9) and then every
+ * second:
+ * <ul>
+ * <li>a VM takes the phase its supervisor reports (one that stopped or died on its own sends its environments to
+ *     DELETING in the same transaction); a VM left STARTING or STOPPING by a dead agent is settled the same way;</li>
+ * <li>a CREATING environment nobody is building (its builder died with the agent) is rolled back to DELETING;</li>
+ * <li>DELETING environments are torn down and removed;</li>
+ * <li>a READY environment whose container is gone is torn down; one that stands is re-adopted as it is;</li>
+ * <li>containers labelled as environments the store does not know are removed;</li>
+ * <li>requests the VMs' sockets refused are collected into the audit log, each exactly once.</li>
+ * </ul>
+ * A VM whose lock an API request holds is skipped for the round: its state is in flux, not stale.
+ */
+final class Reconciler {
+    private static final Logger LOG = System.getLogger(Reconciler.class.getName());
+
+    private final AgentStore store;
+    private final HostVms vms;
+    private final ContainerEnvironments containers;
+    private final AgentService service;
+    private final VmLocks locks;
+
+    Reconciler(AgentStore store, HostVms vms, ContainerEnvironments containers, AgentService service, VmLocks locks) {
+        this.store = store;
+        this.vms = vms;
+        this.containers = containers;
+        this.service = service;
+        this.locks = locks;
+    }
+
+    void reconcile() {
+        for (Vm vm : store.allVms()) {
+            ReentrantLock lock = locks.of(vm.id());
+            if (!lock.tryLock()) {
+                continue;
+            }
+            try {
+                reconcile(vm);
+            } catch (IOException | ContainerException | RuntimeException e) {
+                LOG.log(Level.WARNING, "reconciling VM " + vm.hostName() + ": " + e.getMessage());
+            } finally {
+                lock.unlock();
+            }
+        }
+        try {
+            removeStrayContainers();
+        } catch (ContainerException | RuntimeException e) {
+            LOG.log(Level.WARNING, "looking for stray containers: " + e.getMessage());
+        }
+    }
+
+    private void reconcile(Vm vm) throws IOException, ContainerException {
+        Optional<VmInfo> info = vms.info(vm);
+        Phase hostPhase = info.map(HostVms::phase).orElse(Phase.STOPPED);
+        if (hostPhase != vm.state() && hostPhase != Phase.STARTING && hostPhase != Phase.STOPPING) {
+            vm = store.setVmState(vm.id(), hostPhase);
+        }
+        for (Environment environment : environmentsOf(vm)) {
+            switch (environment.state()) {
+                case CREATING -> store.transitionEnvironment(environment.id(), EnvironmentState.CREATING,
+                        EnvironmentState.DELETING, "the agent stopped while building it");
+                case READY -> {
+                    if (!containers.intact(environment, vm)) {
+                        store.transitionEnvironment(environment.id(), EnvironmentState.READY, EnvironmentState.DELETING,
+                                "its container is gone");
+                    }
+                }
+                default -> { }
+            }
+        }
+        service.finishDeletions(vm.id());
+        if (vm.state() == Phase.RUNNING && info.isPresent()) {
+            collectRefusals(vm, info.get().id());
+        }
+    }
+
+    private List<Environment> environmentsOf(Vm vm) {
+        List<Environment> result = new ArrayList<>();
+        for (EnvironmentState state : List.of(EnvironmentState.CREATING, EnvironmentState.READY)) {
+            store.environmentsIn(state).stream().filter(e -> e.vmId() == vm.id()).forEach(result::add);
+        }
+        return result;
+    }
+
+    private void removeStrayContainers() throws ContainerException {
+        Set<Long> known = new HashSet<>();
+        for (EnvironmentState state : EnvironmentState.values()) {
+            store.environmentsIn(state).forEach(environment -> known.add(environment.id()));
+        }
+        for (String name : containers.strayContainers(known)) {
+            LOG.log(Level.INFO, "removing stray environment container " + name);
+            containers.removeContainer(name);
+            store.audit().append(AuditEntry.allowed(AgentStore.AGENT, "env.stray.remove", "container:" + name, null));
+        }
+    }
+
+    /** Appends what the VM's sockets refused since the last collection from this run of its supervisor. */
+    private void collectRefusals(Vm vm, String runId) throws IOException {
+        long after = store.refusalCursor(vm.id(), runId);
+        while (true) {
+            JsonNode batch = vms.control(vm).refusals(after);
+            List<AuditEntry> entries = new ArrayList<>();
+            long dropped = batch.path("dropped").asLong();
+            if (dropped > 0) {
+                entries.add(AuditEntry.denied(AgentStore.AGENT, "socket.refused", "vm:" + vm.ref(),
+                        dropped + " refusals were dropped before they could be collected"));
+            }
+            long last = after + dropped;
+            for (JsonNode refusal : batch.path("refusals")) {
+                entries.add(AuditEntry.denied(holder(refusal.path("holder").asText()), "socket.refused",
+                        "vm:" + vm.ref(), refusal.path("what").asText()));
+                last = refusal.path("seq").asLong();
+            }
+            if (entries.isEmpty()) {
+                return;
+            }
+            store.recordRefusals(vm.id(), runId, last, entries);
+            after = last;
+            if (last >= batch.path("last").asLong()) {
+                return;
+            }
+        }
+    }
+
+    /** Who held the refusing socket: an environment's tenant, or the host side for the VM's own socket. */
+    private String holder(String socketId) {
+        if (socketId.startsWith("env-")) {
+            try {
+                long id = Long.parseLong(socketId.substring(4));
+                return store.environment(id).map(e -> "tenant:" + e.tenant()).orElse("env:" + id);
+            } catch (NumberFormatException e) {
+                return "socket:" + socketId;
+            }
+        }
+        return "host:" + socketId;
+    }
+}

@@ -1,0 +1,209 @@
+package io.veggur.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.veggur.agent.Agent;
+import io.veggur.host.vm.VeggurHome;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code veggur agent run|start|stop|status}: the host agent (root). */
+@Command(name = "agent", description = "Run, start, stop or check the host agent.", mixinStandardHelpOptions = true,
+        subcommands = {AgentCommand.Run.class, AgentCommand.Start.class, AgentCommand.Stop.class, AgentCommand.Status.class})
+final class AgentCommand {
+    private static final Duration START_TIMEOUT = Duration.ofSeconds(60);
+    private static final Duration STOP_TIMEOUT = Duration.ofSeconds(30);
+
+    /** How the agent serves: shared by run and start. */
+    static final class ServeOptions {
+        @Option(names = "--listen", defaultValue = "127.0.0.1:7317", paramLabel = "HOST:PORT",
+                description = "Where the API listens (port 0: any free port). Default: ${DEFAULT-VALUE}.")
+        String listen;
+
+        @Option(names = "--docker-host", paramLabel = "URL",
+                description = "The private dockerd (default: $VEGGUR_DOCKER_HOST, else unix://$VEGGUR_HOME/docker/docker.sock).")
+        String dockerHost;
+
+        @Option(names = "--image", paramLabel = "TAG",
+                description = "The tools image for container environments (default: $VEGGUR_IMAGE, else the newest built).")
+        String image;
+
+        Agent.Options options() {
+            int colon = listen.lastIndexOf(':');
+            if (colon <= 0) {
+                throw new IllegalArgumentException("--listen takes HOST:PORT, got '" + listen + "'");
+            }
+            int port;
+            try {
+                port = Integer.parseInt(listen.substring(colon + 1));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--listen takes HOST:PORT, got '" + listen + "'");
+            }
+            VeggurHome home = VeggurHome.fromEnvironment();
+            String docker = firstOf(dockerHost, System.getenv("VEGGUR_DOCKER_HOST"))
+                    .orElse("unix://" + home.root().resolve("docker").resolve("docker.sock"));
+            return new Agent.Options(home, listen.substring(0, colon).replaceAll("^\\[|]$", ""), port, docker,
+                    firstOf(image, System.getenv("VEGGUR_IMAGE")).orElse(null));
+        }
+
+        List<String> arguments() {
+            List<String> arguments = new ArrayList<>(List.of("--listen", listen));
+            if (dockerHost != null) {
+                arguments.addAll(List.of("--docker-host", dockerHost));
+            }
+            if (image != null) {
+                arguments.addAll(List.of("--image", image));
+            }
+            return arguments;
+        }
+    }
+
+    @Command(name = "run", description = "Run the agent in the foreground until SIGTERM or SIGINT.")
+    static final class Run implements Callable<Integer> {
+        @Mixin ServeOptions serve;
+
+        @Override
+        public Integer call() throws Exception {
+            Agent agent = Agent.start(serve.options());
+            CountDownLatch stopped = new CountDownLatch(1);
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                agent.close();
+                stopped.countDown();
+            }));
+            System.out.println("veggur agent serving on " + agent.url());
+            System.out.flush();
+            stopped.await();
+            return 0;
+        }
+    }
+
+    @Command(name = "start", description = "Start the agent in the background; returns once its API answers.")
+    static final class Start implements Callable<Integer> {
+        @Mixin ServeOptions serve;
+
+        @Override
+        public Integer call() throws Exception {
+            Path directory = VeggurHome.privateDirectory(AgentConnection.agentDirectory());
+            Optional<JsonNode> running = runningAgent();
+            if (running.isPresent()) {
+                System.out.println("the agent is already running at " + running.get().path("url").asText());
+                return 0;
+            }
+            Files.deleteIfExists(directory.resolve("agent.json"));
+            String java = ProcessHandle.current().info().command().orElse("java");
+            List<String> command = new ArrayList<>(List.of("setsid", java, "--enable-native-access=ALL-UNNAMED",
+                    "--sun-misc-unsafe-memory-access=allow", "-XX:+UseSerialGC", "-Xmx512m",
+                    "-cp", System.getProperty("java.class.path"), VeggurCommand.class.getName(), "agent", "run"));
+            command.addAll(serve.arguments());
+            Path log = directory.resolve("agent.log");
+            Process process = new ProcessBuilder(command)
+                    .redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                    .start();
+            long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+            while (System.nanoTime() < deadline) {
+                Optional<JsonNode> started = runningAgent();
+                if (started.isPresent()) {
+                    System.out.println("agent started at " + started.get().path("url").asText() + " (pid "
+                            + started.get().path("pid").asLong() + ", log " + log + ")");
+                    return 0;
+                }
+                if (!process.isAlive()) {
+                    throw new IOException("the agent exited with status " + process.exitValue() + ": " + lastLine(log));
+                }
+                Thread.sleep(50);
+            }
+            process.destroy();
+            throw new IOException("the agent did not answer within " + START_TIMEOUT.toSeconds() + " s (see " + log + ")");
+        }
+    }
+
+    @Command(name = "stop", description = "Stop the background agent (VMs and environments keep running).")
+    static final class Stop implements Callable<Integer> {
+        @Override
+        public Integer call() throws Exception {
+            Optional<JsonNode> running = runningAgent();
+            if (running.isEmpty()) {
+                System.out.println("the agent is not running");
+                return 0;
+            }
+            ProcessHandle agent = ProcessHandle.of(running.get().path("pid").asLong()).orElseThrow();
+            agent.destroy();
+            try {
+                agent.onExit().get(STOP_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+            } catch (TimeoutException e) {
+                throw new IOException("the agent (pid " + agent.pid() + ") did not stop within " + STOP_TIMEOUT.toSeconds() + " s");
+            }
+            System.out.println("agent stopped");
+            return 0;
+        }
+    }
+
+    @Command(name = "status", description = "Say whether the local agent runs and answers; exit 3 if not.")
+    static final class Status implements Callable<Integer> {
+        @Override
+        public Integer call() throws Exception {
+            Optional<JsonNode> running = runningAgent();
+            if (running.isEmpty()) {
+                System.out.println("the agent is not running");
+                return 3;
+            }
+            System.out.println("the agent is running at " + running.get().path("url").asText() + " (pid "
+                    + running.get().path("pid").asLong() + ")");
+            return 0;
+        }
+    }
+
+    /** The local agent's agent.json, if its process is alive and its API answers /v1/health. */
+    static Optional<JsonNode> runningAgent() {
+        Path file = AgentConnection.agentDirectory().resolve("agent.json");
+        try {
+            if (!Files.isReadable(file)) {
+                return Optional.empty();
+            }
+            JsonNode address = Json.MAPPER.readTree(file.toFile());
+            if (ProcessHandle.of(address.path("pid").asLong()).filter(ProcessHandle::isAlive).isEmpty()) {
+                return Optional.empty();
+            }
+            HttpResponse<Void> health = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build()
+                    .send(HttpRequest.newBuilder(URI.create(address.path("url").asText() + "/v1/health"))
+                            .timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.discarding());
+            return health.statusCode() == 200 ? Optional.of(address) : Optional.empty();
+        } catch (IOException | IllegalArgumentException e) {
+            return Optional.empty();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Optional.empty();
+        }
+    }
+
+    private static String lastLine(Path log) throws IOException {
+        List<String> lines = Files.readAllLines(log);
+        return lines.isEmpty() ? "(no output)" : lines.getLast();
+    }
+
+    private static Optional<String> firstOf(String... candidates) {
+        for (String candidate : candidates) {
+            if (candidate != null && !candidate.isBlank()) {
+                return Optional.of(candidate);
+            }
+        }
+        return Optional.empty();
+    }
+}

@@ -1,0 +1,128 @@
+package io.veggur.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.PrintStream;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code veggur env ...}: introspection environments, one per VM and tenant, through the agent. */
+@Command(name = "env", description = "Create, use and delete your introspection environments (through the agent).",
+        mixinStandardHelpOptions = true,
+        subcommands = {EnvCommand.Create.class, EnvCommand.Show.class, EnvCommand.ListEnvironments.class,
+                EnvCommand.Delete.class, EnvCommand.Exec.class})
+final class EnvCommand {
+    /** Exit status when a command run in an environment did not finish in time (as timeout(1)). */
+    static final int TIMED_OUT = 124;
+
+    static void print(JsonNode environment) {
+        System.out.printf("%-20s %-9s %-6s %-9s %s%n", environment.path("vm").asText(), environment.path("flavor").asText(),
+                environment.path("role").asText(), environment.path("state").asText(),
+                environment.path("detail").isNull() ? "" : environment.path("detail").asText());
+    }
+
+    @Command(name = "create", description = "Deploy an environment for a VM; inside it the VM's socket is /vmi/vmi.sock.")
+    static final class Create implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Parameters(paramLabel = "VM") String vm;
+        @Option(names = "--flavor", defaultValue = "container", description = "container (vm and network: coming).") String flavor;
+        @Option(names = "--role", defaultValue = "read", description = "read, trace or write (at most your role on the VM).") String role;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            JsonNode environment = connection.client().put(AgentConnection.vmPath(vm) + "/environment",
+                    Json.MAPPER.createObjectNode().put("flavor", flavor).put("role", role));
+            if (json) {
+                System.out.println(Json.write(environment));
+            } else {
+                print(environment);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "show", description = "Show your environment for a VM.")
+    static final class Show implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Parameters(paramLabel = "VM") String vm;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            JsonNode environment = connection.client().get(AgentConnection.vmPath(vm) + "/environment");
+            if (json) {
+                System.out.println(Json.write(environment));
+            } else {
+                print(environment);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "list", description = "List your environments.")
+    static final class ListEnvironments implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            JsonNode environments = connection.client().get("/v1/environments");
+            if (json) {
+                System.out.println(Json.write(environments));
+            } else {
+                environments.forEach(EnvCommand::print);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "delete", description = "Delete your environment for a VM (its sessions end at once).")
+    static final class Delete implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Parameters(paramLabel = "VM") String vm;
+
+        @Override
+        public Integer call() throws Exception {
+            connection.client().delete(AgentConnection.vmPath(vm) + "/environment");
+            System.out.println("deleted your environment for " + vm);
+            return 0;
+        }
+    }
+
+    @Command(name = "exec", description = "Run a command in your environment for a VM, e.g. "
+            + "veggur env exec web -- veggur vmi ps --socket /vmi/vmi.sock. Exits with the command's status.")
+    static final class Exec implements Callable<Integer> {
+        @Mixin AgentConnection connection;
+        @Parameters(index = "0", paramLabel = "VM") String vm;
+        @Parameters(index = "1..*", arity = "1..*", paramLabel = "COMMAND") List<String> command;
+        @Option(names = "--timeout", defaultValue = "120", paramLabel = "SECONDS") int timeoutSeconds;
+
+        @Override
+        public Integer call() throws Exception {
+            var body = Json.MAPPER.createObjectNode().put("timeoutSeconds", timeoutSeconds);
+            command.forEach(body.putArray("argv")::add);
+            JsonNode result = connection.client().post(AgentConnection.vmPath(vm) + "/environment/exec", body);
+            write(System.out, result.path("stdout").binaryValue());
+            write(System.err, result.path("stderr").binaryValue());
+            if (result.path("truncated").asBoolean()) {
+                System.err.println("veggur: output truncated by the agent");
+            }
+            if (result.path("timedOut").asBoolean()) {
+                System.err.println("veggur: the command did not finish within " + timeoutSeconds + " s");
+                return TIMED_OUT;
+            }
+            return result.path("exitCode").asInt();
+        }
+
+        private static void write(PrintStream stream, byte[] bytes) {
+            if (bytes != null) {
+                stream.write(bytes, 0, bytes.length);
+                stream.flush();
+            }
+        }
+    }
+}
