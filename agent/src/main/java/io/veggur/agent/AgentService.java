@@ -1,5 +1,6 @@
 package io.veggur.agent;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.veggur.agent.audit.AuditEntry;
 import io.veggur.agent.audit.AuditRecord;
 import io.veggur.agent.container.ContainerException;
@@ -20,12 +21,15 @@ import io.veggur.agent.store.Vm;
 import io.veggur.agent.store.VmRef;
 import io.veggur.host.server.Role;
 import io.veggur.host.vm.VmException;
+import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmState.Phase;
 import java.io.IOException;
 import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Locale;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -263,9 +267,17 @@ public final class AgentService {
         }
     }
 
-    /** Tears down and removes the VM's DELETING environments. Caller holds the VM's lock. */
+    /**
+     * Tears down and removes the VM's DELETING environments, after collecting what their sockets refused. Caller
+     * holds the VM's lock.
+     */
     void finishDeletions(long vmId) {
         Vm vm = store.vm(vmId).orElseThrow();
+        try {
+            collectRefusals(vm);
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "collecting refusals of " + vm.hostName() + ": " + e.getMessage());
+        }
         for (Environment environment : store.environmentsIn(EnvironmentState.DELETING)) {
             if (environment.vmId() != vmId) {
                 continue;
@@ -278,6 +290,55 @@ public final class AgentService {
                 LOG.log(Level.WARNING, "tearing down environment " + environment.id() + " failed: " + e.getMessage());
             }
         }
+    }
+
+    /**
+     * Appends what the VM's sockets refused since the last collection from this run of its supervisor. Caller holds
+     * the VM's lock. A VM that is not running has nothing to collect.
+     */
+    void collectRefusals(Vm vm) throws IOException {
+        Optional<VmInfo> info = vms.info(vm);
+        if (info.isEmpty() || info.get().supervisorPid() <= 0 || HostVms.phase(info.get()) != Phase.RUNNING) {
+            return;
+        }
+        String runId = info.get().id();
+        long after = store.refusalCursor(vm.id(), runId);
+        while (true) {
+            JsonNode batch = vms.control(vm).refusals(after);
+            List<AuditEntry> entries = new ArrayList<>();
+            long dropped = batch.path("dropped").asLong();
+            if (dropped > 0) {
+                entries.add(AuditEntry.denied(AgentStore.AGENT, "socket.refused", "vm:" + vm.ref(),
+                        dropped + " refusals were dropped before they could be collected"));
+            }
+            long last = after + dropped;
+            for (JsonNode refusal : batch.path("refusals")) {
+                entries.add(AuditEntry.denied(holder(refusal.path("holder").asText()), "socket.refused",
+                        "vm:" + vm.ref(), refusal.path("what").asText()));
+                last = refusal.path("seq").asLong();
+            }
+            if (entries.isEmpty()) {
+                return;
+            }
+            store.recordRefusals(vm.id(), runId, last, entries);
+            after = last;
+            if (last >= batch.path("last").asLong()) {
+                return;
+            }
+        }
+    }
+
+    /** Who held the refusing socket: an environment's tenant, or the host side for the VM's own socket. */
+    private String holder(String socketId) {
+        if (socketId.startsWith("env-")) {
+            try {
+                long id = Long.parseLong(socketId.substring(4));
+                return store.environment(id).map(e -> "tenant:" + e.tenant()).orElse("env:" + id);
+            } catch (NumberFormatException e) {
+                return "socket:" + socketId;
+            }
+        }
+        return "host:" + socketId;
     }
 
     // ---- checks

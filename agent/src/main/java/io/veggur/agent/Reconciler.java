@@ -1,6 +1,5 @@
 package io.veggur.agent;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import io.veggur.agent.audit.AuditEntry;
 import io.veggur.agent.container.ContainerException;
 import io.veggur.agent.environment.ContainerEnvironments;
@@ -31,7 +30,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * <li>DELETING environments are torn down and removed;</li>
  * <li>a READY environment whose container is gone is torn down; one that stands is re-adopted as it is;</li>
  * <li>containers labelled as environments the store does not know are removed;</li>
- * <li>requests the VMs' sockets refused are collected into the audit log, each exactly once.</li>
+ * <li>requests the VMs' sockets refused are collected into the audit log, each exactly once (teardown collects
+ *     them too, first, so that a refusal is attributed to the tenant whose environment it was).</li>
  * </ul>
  * A VM whose lock an API request holds is skipped for the round: its state is in flux, not stale.
  */
@@ -93,8 +93,8 @@ final class Reconciler {
             }
         }
         service.finishDeletions(vm.id());
-        if (vm.state() == Phase.RUNNING && info.isPresent()) {
-            collectRefusals(vm, info.get().id());
+        if (vm.state() == Phase.RUNNING) {
+            service.collectRefusals(vm);
         }
     }
 
@@ -118,44 +118,4 @@ final class Reconciler {
         }
     }
 
-    /** Appends what the VM's sockets refused since the last collection from this run of its supervisor. */
-    private void collectRefusals(Vm vm, String runId) throws IOException {
-        long after = store.refusalCursor(vm.id(), runId);
-        while (true) {
-            JsonNode batch = vms.control(vm).refusals(after);
-            List<AuditEntry> entries = new ArrayList<>();
-            long dropped = batch.path("dropped").asLong();
-            if (dropped > 0) {
-                entries.add(AuditEntry.denied(AgentStore.AGENT, "socket.refused", "vm:" + vm.ref(),
-                        dropped + " refusals were dropped before they could be collected"));
-            }
-            long last = after + dropped;
-            for (JsonNode refusal : batch.path("refusals")) {
-                entries.add(AuditEntry.denied(holder(refusal.path("holder").asText()), "socket.refused",
-                        "vm:" + vm.ref(), refusal.path("what").asText()));
-                last = refusal.path("seq").asLong();
-            }
-            if (entries.isEmpty()) {
-                return;
-            }
-            store.recordRefusals(vm.id(), runId, last, entries);
-            after = last;
-            if (last >= batch.path("last").asLong()) {
-                return;
-            }
-        }
-    }
-
-    /** Who held the refusing socket: an environment's tenant, or the host side for the VM's own socket. */
-    private String holder(String socketId) {
-        if (socketId.startsWith("env-")) {
-            try {
-                long id = Long.parseLong(socketId.substring(4));
-                return store.environment(id).map(e -> "tenant:" + e.tenant()).orElse("env:" + id);
-            } catch (NumberFormatException e) {
-                return "socket:" + socketId;
-            }
-        }
-        return "host:" + socketId;
-    }
 }

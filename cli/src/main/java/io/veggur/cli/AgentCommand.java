@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import picocli.CommandLine.Command;
@@ -98,59 +99,57 @@ final class AgentCommand {
 
         @Override
         public Integer call() throws Exception {
-            Path directory = VeggurHome.privateDirectory(AgentConnection.agentDirectory());
-            Optional<JsonNode> running = runningAgent();
+            Optional<JsonNode> running = runningAgent(AgentConnection.agentDirectory());
             if (running.isPresent()) {
                 System.out.println("the agent is already running at " + running.get().path("url").asText());
                 return 0;
             }
-            Files.deleteIfExists(directory.resolve("agent.json"));
-            String java = ProcessHandle.current().info().command().orElse("java");
-            List<String> command = new ArrayList<>(List.of("setsid", java, "--enable-native-access=ALL-UNNAMED",
-                    "--sun-misc-unsafe-memory-access=allow", "-XX:+UseSerialGC", "-Xmx512m",
-                    "-cp", System.getProperty("java.class.path"), VeggurCommand.class.getName(), "agent", "run"));
-            command.addAll(serve.arguments());
-            Path log = directory.resolve("agent.log");
-            Process process = new ProcessBuilder(command)
-                    .redirectErrorStream(true)
-                    .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
-                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-                    .start();
-            long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
-            while (System.nanoTime() < deadline) {
-                Optional<JsonNode> started = runningAgent();
-                if (started.isPresent()) {
-                    System.out.println("agent started at " + started.get().path("url").asText() + " (pid "
-                            + started.get().path("pid").asLong() + ", log " + log + ")");
-                    return 0;
-                }
-                if (!process.isAlive()) {
-                    throw new IOException("the agent exited with status " + process.exitValue() + ": " + lastLine(log));
-                }
-                Thread.sleep(50);
-            }
-            process.destroy();
-            throw new IOException("the agent did not answer within " + START_TIMEOUT.toSeconds() + " s (see " + log + ")");
+            JsonNode started = startDetached(VeggurHome.fromEnvironment().root(), serve.arguments());
+            System.out.println("agent started at " + started.path("url").asText() + " (pid " + started.path("pid").asLong()
+                    + ", log " + VeggurHome.fromEnvironment().root().resolve("agent/agent.log") + ")");
+            return 0;
         }
+    }
+
+    /**
+     * Starts {@code veggur agent run} for the Veggur home {@code home} as a detached process (its own session, output
+     * to {@code agent/agent.log}) and returns its agent.json once its API answers.
+     */
+    static JsonNode startDetached(Path home, List<String> serveArguments) throws IOException, InterruptedException {
+        Path directory = VeggurHome.privateDirectory(home.resolve("agent"));
+        Files.deleteIfExists(directory.resolve("agent.json"));
+        String java = ProcessHandle.current().info().command().orElse("java");
+        List<String> command = new ArrayList<>(List.of("setsid", java, "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow", "-XX:+UseSerialGC", "-Xmx512m",
+                "-cp", System.getProperty("java.class.path"), VeggurCommand.class.getName(), "agent", "run"));
+        command.addAll(serveArguments);
+        Path log = directory.resolve("agent.log");
+        ProcessBuilder builder = new ProcessBuilder(command)
+                .redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        builder.environment().put("VEGGUR_HOME", home.toString());
+        Process process = builder.start();
+        long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+        while (System.nanoTime() < deadline) {
+            Optional<JsonNode> started = runningAgent(directory);
+            if (started.isPresent()) {
+                return started.get();
+            }
+            if (!process.isAlive()) {
+                throw new IOException("the agent exited with status " + process.exitValue() + ": " + lastLine(log));
+            }
+            Thread.sleep(50);
+        }
+        process.destroy();
+        throw new IOException("the agent did not answer within " + START_TIMEOUT.toSeconds() + " s (see " + log + ")");
     }
 
     @Command(name = "stop", description = "Stop the background agent (VMs and environments keep running).")
     static final class Stop implements Callable<Integer> {
         @Override
         public Integer call() throws Exception {
-            Optional<JsonNode> running = runningAgent();
-            if (running.isEmpty()) {
-                System.out.println("the agent is not running");
-                return 0;
-            }
-            ProcessHandle agent = ProcessHandle.of(running.get().path("pid").asLong()).orElseThrow();
-            agent.destroy();
-            try {
-                agent.onExit().get(STOP_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-            } catch (TimeoutException e) {
-                throw new IOException("the agent (pid " + agent.pid() + ") did not stop within " + STOP_TIMEOUT.toSeconds() + " s");
-            }
-            System.out.println("agent stopped");
+            System.out.println(stop(AgentConnection.agentDirectory()) ? "agent stopped" : "the agent is not running");
             return 0;
         }
     }
@@ -159,7 +158,7 @@ final class AgentCommand {
     static final class Status implements Callable<Integer> {
         @Override
         public Integer call() throws Exception {
-            Optional<JsonNode> running = runningAgent();
+            Optional<JsonNode> running = runningAgent(AgentConnection.agentDirectory());
             if (running.isEmpty()) {
                 System.out.println("the agent is not running");
                 return 3;
@@ -170,9 +169,25 @@ final class AgentCommand {
         }
     }
 
-    /** The local agent's agent.json, if its process is alive and its API answers /v1/health. */
-    static Optional<JsonNode> runningAgent() {
-        Path file = AgentConnection.agentDirectory().resolve("agent.json");
+    /** Stops the agent whose files are in {@code agentDirectory} (SIGTERM, then waits); false if none runs. */
+    static boolean stop(Path agentDirectory) throws IOException, InterruptedException, ExecutionException {
+        Optional<JsonNode> running = runningAgent(agentDirectory);
+        if (running.isEmpty()) {
+            return false;
+        }
+        ProcessHandle agent = ProcessHandle.of(running.get().path("pid").asLong()).orElseThrow();
+        agent.destroy();
+        try {
+            agent.onExit().get(STOP_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        } catch (TimeoutException e) {
+            throw new IOException("the agent (pid " + agent.pid() + ") did not stop within " + STOP_TIMEOUT.toSeconds() + " s");
+        }
+        return true;
+    }
+
+    /** The agent.json in {@code agentDirectory}, if its process is alive and its API answers /v1/health. */
+    static Optional<JsonNode> runningAgent(Path agentDirectory) {
+        Path file = agentDirectory.resolve("agent.json");
         try {
             if (!Files.isReadable(file)) {
                 return Optional.empty();

@@ -1,144 +1,236 @@
 package io.veggur.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import io.veggur.agent.audit.AuditVerification;
+import io.veggur.agent.client.AgentClient;
+import io.veggur.agent.client.AgentException;
+import io.veggur.agent.store.AgentStore;
 import io.veggur.host.vm.GuestConsole;
+import io.veggur.host.vm.VeggurHome;
+import io.veggur.host.vm.VmException;
 import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
-import io.veggur.host.vm.VmSpec;
-import io.veggur.protocol.MemoryRegion;
-import io.veggur.vmi.IntrospectionSession;
-import io.veggur.vmi.memory.PhysicalMemory;
-import io.veggur.vmi.os.linux.DiscoveryReport;
-import io.veggur.vmi.os.linux.KernelDiscovery;
-import io.veggur.vmi.os.linux.LinuxKernel;
-import io.veggur.vmi.os.linux.LinuxTask;
+import java.io.IOException;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.util.Arrays;
-import java.util.HexFormat;
+import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * {@code veggur demo}: boots the built-in test guest and shows what its introspection socket sees, step by step and
- * timed, checking each read against the guest's own ground truth.
+ * {@code veggur demo}: self-service introspection end to end, each step timed. It starts an agent in a Veggur home of
+ * its own ({@code $VEGGUR_HOME/demo}, on a free port), creates tenants alice and bob, boots alice's VM, deploys her
+ * container environment and lists the guest's processes inside it, then shows bob refused by the API, by the socket
+ * and from a container of his own. It cleans up unless {@code --keep}.
  */
-@Command(name = "demo", description = "Boot the test guest and show what its introspection socket sees.")
+@Command(name = "demo", description = "Self-service introspection end to end: agent, tenants, VM, container environment.")
 final class DemoCommand implements Callable<Integer> {
-    private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(90);
+    private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(120);
+    private static final String SOCKET = "/vmi/vmi.sock";
 
-    @Option(names = "--name", defaultValue = "demo", description = "Name of the demo VM.") String name;
-    @Option(names = "--keep", description = "Leave the VM running at the end.") boolean keep;
+    @Option(names = "--keep", description = "Leave the agent, the VMs and the environments running at the end.") boolean keep;
 
     private long stepStart;
+    private Path home;
+    private AgentClient operator;
+    private URI url;
 
     @Override
     public Integer call() throws Exception {
-        VmManager manager = HostVmCommand.manager();
-        step("boot the built-in test guest under a detached supervisor");
-        VmInfo vm = manager.start(VmSpec.builtinGuest(name));
-        done("VM '" + vm.name() + "' " + vm.state() + ", accel " + vm.accel() + ", socket " + vm.socket());
+        home = VeggurHome.fromEnvironment().root().resolve("demo");
+        if (AgentCommand.runningAgent(home.resolve("agent")).isPresent()) {
+            throw new IOException("a demo agent is already running in " + home + " (an earlier --keep); stop it with: "
+                    + "VEGGUR_HOME=" + home + " veggur agent stop, or remove that directory");
+        }
+        deleteTree(home);
         boolean ok = false;
         try {
-            GuestConsole console = new GuestConsole(manager.directory(name));
-            step("wait for the guest's init to report ready on its serial console");
-            console.awaitLine(Pattern.compile("VEGGUR-READY"), BOOT_TIMEOUT);
-            TestGuestMarker marker = TestGuestMarker.await(console, BOOT_TIMEOUT);
-            done(String.format("marker page at guest-physical 0x%x (seed 0x%x), counter page at 0x%x",
-                    marker.markerAddress(), marker.seed(), marker.counterAddress()));
-            try (IntrospectionSession session = IntrospectionSession.connect(vm.socket())) {
-                showSocket(session, marker);
-            }
+            run();
             ok = true;
         } finally {
-            if (keep) {
-                System.out.println("\nVM '" + name + "' left running (--keep); stop it with: veggur vm stop " + name);
+            if (keep && ok) {
+                System.out.println("\nLeft running (--keep). Use it as alice:\n  export VEGGUR_HOME=" + home
+                        + " VEGGUR_TOKEN_FILE=" + home.resolve("alice.token")
+                        + "\n  veggur env exec web -- veggur vmi pstree --socket " + SOCKET
+                        + "\nStop everything: veggur vm delete web; VEGGUR_TOKEN_FILE=" + home.resolve("bob.token")
+                        + " veggur vm delete lab; veggur agent stop");
             } else {
-                step("stop the VM");
-                VmInfo stopped = manager.stop(name);
-                done("VM '" + name + "' " + stopped.state() + ", socket removed");
+                cleanUp();
             }
         }
-        System.out.println(ok ? "\ndemo finished: every read matched the guest's own ground truth" : "");
         return 0;
     }
 
-    private void showSocket(IntrospectionSession session, TestGuestMarker marker) throws Exception {
-        step("handshake on the introspection socket");
+    private void run() throws Exception {
+        step("start the host agent (SQLite state, REST API, private dockerd " + System.getenv().getOrDefault("VEGGUR_DOCKER_HOST", "") + ")");
+        JsonNode agent = AgentCommand.startDetached(home, List.of("--listen", "127.0.0.1:0"));
+        url = URI.create(agent.path("url").asText());
+        operator = new AgentClient(url, Files.readString(home.resolve("agent/operator.token")).trim());
+        done("agent pid " + agent.path("pid").asLong() + " serving " + url);
+
+        step("the operator creates tenants alice and bob (bearer tokens, stored hashed)");
+        AgentClient alice = new AgentClient(url, createTenant("alice"));
+        AgentClient bob = new AgentClient(url, createTenant("bob"));
+        done("tokens in " + home + "/{alice,bob}.token (0600)");
+
+        step("alice creates VM 'web' (built-in guest, 256 MiB, TCG here) and it boots");
+        JsonNode web = alice.post("/v1/vms", Json.MAPPER.createObjectNode().put("name", "web"));
+        awaitGuestReady();
+        done("alice/web " + web.path("state").asText() + "; the guest's init is up");
+
+        step("alice deploys a container environment for web (role read)");
+        JsonNode environment = alice.put("/v1/vms/alice/web/environment",
+                Json.MAPPER.createObjectNode().put("flavor", "container").put("role", "read"));
+        done(environment.path("flavor").asText() + " environment " + environment.path("state").asText()
+                + ": only web's role-bound socket is mounted, at " + SOCKET);
+
+        step("alice runs the process list inside her container (no profile: kallsyms and BTF from guest memory)");
+        JsonNode ps = exec(alice, "alice/web", "veggur", "vmi", "ps", "--socket", SOCKET);
+        done("exit " + ps.path("exitCode").asInt());
+        indent(text(ps, "stdout"));
+
+        step("bob asks the API for alice/web: refused exactly as for a VM that does not exist");
+        refusedByApi(() -> bob.get("/v1/vms/alice/web"));
+        refusedByApi(() -> bob.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode()));
+        refusedByApi(() -> bob.get("/v1/vms/alice/no-such-vm"));
         done("");
-        System.out.printf("    vm id %s, protocol %d, %d vCPU(s), capabilities %s%n", session.vmId(),
-                session.protocolVersion(), session.vcpuCount(), session.capabilities());
-        for (MemoryRegion region : session.memoryMap().regions()) {
-            System.out.printf("    ram 0x%012x-0x%012x%n", region.guestPhysical(), region.end() - 1);
-        }
 
-        step("read vCPU 0 registers (through the host-private gdbstub)");
-        var registers = session.registers(0);
+        step("bob creates his own VM 'lab' and a container for it: alice's socket is absent there");
+        bob.post("/v1/vms", Json.MAPPER.createObjectNode().put("name", "lab"));
+        bob.put("/v1/vms/bob/lab/environment", Json.MAPPER.createObjectNode());
+        String aliceSocket = home.resolve("vms").toString();
+        JsonNode look = exec(bob, "bob/lab", "sh", "-c", "echo sockets: $(find / \\( -path /proc -o -path /sys \\) -prune -o -type s -print); "
+                + "ls " + aliceSocket + " 2>&1; ls /dev/shm 2>&1; veggur vmi info --socket " + SOCKET + " | head -n 1");
         done("");
-        VmiCommand.printRegisters(registers);
+        indent(text(look, "stdout") + text(look, "stderr"));
 
-        step("map guest RAM through the granted read-only descriptor and read the marker page");
-        PhysicalMemory mapped = session.physicalMemory();
-        byte[] viaFd = mapped.read(marker.markerAddress(), TestGuestMarker.PAGE);
-        done(mapped.getClass().getSimpleName());
-        System.out.println("    " + HexFormat.ofDelimiter(" ").formatHex(viaFd, 0, 32) + " ...");
+        step("alice grants bob 'read' on web; bob's read environment tries to write memory and to pause the VM");
+        alice.put("/v1/vms/alice/web/grants/bob", Json.MAPPER.createObjectNode().put("role", "read"));
+        bob.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode().put("role", "read"));
+        JsonNode write = exec(bob, "alice/web", "veggur", "vmi", "write", "--socket", SOCKET, "--physical", "0x100000", "--hex", "deadbeef");
+        JsonNode pause = exec(bob, "alice/web", "veggur", "vmi", "pause", "--socket", SOCKET);
+        done("refused by the socket itself, whatever the client sends:");
+        indent(text(write, "stderr") + text(pause, "stderr"));
 
-        step("read the same page through the socket");
-        byte[] viaSocket = session.remotePhysicalMemory().read(marker.markerAddress(), TestGuestMarker.PAGE);
+        step("alice revokes bob's grant: his environment and its live sessions end at once");
+        alice.delete("/v1/vms/alice/web/grants/bob");
+        refusedByApi(() -> bob.get("/v1/vms/alice/web/environment"));
         done("");
-        check("descriptor and socket reads are equal", Arrays.equals(viaFd, viaSocket));
-        check("the page equals the guest's own bytes (from the seed it printed)",
-                Arrays.equals(viaFd, marker.expectedMarkerPage()));
 
-        step("pause the VM; the guest's counter must stand still");
-        session.pause();
-        long first = mapped.readLong(marker.counterAddress());
-        Thread.sleep(300);
-        long second = mapped.readLong(marker.counterAddress());
-        done("counter " + first + " -> " + second);
-        check("paused guest did not count", first == second);
-
-        step("resume; the counter moves again");
-        session.resume();
-        Thread.sleep(300);
-        long third = mapped.readLong(marker.counterAddress());
-        done("counter " + second + " -> " + third);
-        check("running guest counts", third > second);
-
-        step("find the Linux kernel with no profile: kallsyms, paging and BTF from guest memory");
-        LinuxKernel kernel = KernelDiscovery.discover(mapped, null);
-        done(kernel.release() + ", KASLR slide 0x" + Long.toHexString(kernel.kaslrSlide()) + ", " + kernel.pagingMode());
-        for (DiscoveryReport.Step discovery : kernel.report().steps()) {
-            System.out.printf("    %-10s %7.1f ms%n", discovery.name(), discovery.nanos() / 1e6);
-        }
-
-        step("list the guest's processes from kernel memory");
-        List<LinuxTask> processes = kernel.processes().items();
-        done(processes.size() + " processes");
-        for (LinuxTask task : processes) {
-            if (!task.kernelThread()) {
-                System.out.printf("    pid %4d  ppid %4d  uid %5d  %s%n", task.pid(), task.ppid(), task.uid(), task.name());
+        step("the audit log: every refusal is there, and the hash chain verifies");
+        Thread.sleep(1500); // the agent collects the socket's refusals once a second
+        for (JsonNode record : operator.get("/v1/audit?limit=10000")) {
+            if (record.path("decision").asText().equals("denied")) {
+                System.out.printf("    %4d %-12s %-18s %-32s %s%n", record.path("seq").asLong(), record.path("actor").asText(),
+                        record.path("action").asText(), record.path("target").asText(), record.path("detail").asText());
             }
         }
-        System.out.println("    (and " + processes.stream().filter(LinuxTask::kernelThread).count() + " kernel threads)");
-        check("the guest's own workloads are listed", processes.stream().map(LinuxTask::name).toList()
-                .containsAll(List.of("veggur-idle-a", "veggur-idle-b", "veggur-threads", "veggur-marker")));
+        try (AgentStore store = AgentStore.open(home.resolve("agent/agent.db"))) {
+            AuditVerification verification = store.audit().verify();
+            done(verification.intact() ? "audit log intact: " + verification.recordsChecked() + " records"
+                    : "audit log BROKEN: " + verification.firstBreak().orElseThrow().message());
+        }
+    }
+
+    private String createTenant(String name) throws IOException {
+        String token = operator.post("/v1/tenants", Json.MAPPER.createObjectNode().put("name", name)).path("token").asText();
+        Path file = home.resolve(name + ".token");
+        Files.deleteIfExists(file);
+        Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        Files.writeString(file, token + "\n", StandardCharsets.UTF_8);
+        return token;
+    }
+
+    /** The demo's home holds only its own VMs: wait for each running one's init to say it is ready. */
+    private void awaitGuestReady() throws IOException, InterruptedException, VmException {
+        VmManager manager = new VmManager(new VeggurHome(home));
+        for (VmInfo vm : manager.list()) {
+            new GuestConsole(manager.directory(vm.name())).awaitLine(Pattern.compile("VEGGUR-READY"), BOOT_TIMEOUT);
+        }
+    }
+
+    private static JsonNode exec(AgentClient client, String vm, String... argv) throws IOException {
+        var body = Json.MAPPER.createObjectNode().put("timeoutSeconds", 120);
+        for (String arg : argv) {
+            body.withArray("argv").add(arg);
+        }
+        int slash = vm.indexOf('/');
+        return client.post(AgentClient.vmPath(vm.substring(0, slash), vm.substring(slash + 1)) + "/environment/exec", body);
+    }
+
+    private static String text(JsonNode result, String field) throws IOException {
+        byte[] bytes = result.path(field).binaryValue();
+        return bytes == null ? "" : new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    private interface Request {
+        void send() throws IOException;
+    }
+
+    private static void refusedByApi(Request request) throws IOException {
+        try {
+            request.send();
+            throw new IllegalStateException("the agent allowed a request it must refuse");
+        } catch (AgentException refused) {
+            System.out.println("    HTTP " + refused.status() + ": " + refused.getMessage());
+        }
+    }
+
+    private void cleanUp() throws Exception {
+        step("clean up: delete the VMs (their environments go first), stop the agent");
+        for (String tenant : List.of("alice", "bob")) {
+            Path token = home.resolve(tenant + ".token");
+            if (operator == null || !Files.exists(token)) {
+                continue;
+            }
+            AgentClient client = new AgentClient(url, Files.readString(token).trim());
+            for (JsonNode vm : client.get("/v1/vms")) {
+                if (vm.path("owner").asText().equals(tenant)) {
+                    client.delete(AgentClient.vmPath(tenant, vm.path("name").asText()));
+                }
+            }
+        }
+        AgentCommand.stop(home.resolve("agent"));
+        VmManager manager = new VmManager(new VeggurHome(home));
+        for (VmInfo vm : manager.list()) {
+            manager.stop(vm.name());
+        }
+        deleteTree(home);
+        done("nothing left running");
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (Stream<Path> files = Files.walk(root)) {
+            for (Path path : files.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(path);
+            }
+        }
     }
 
     private void step(String what) {
-        System.out.println("\n== " + what);
         stepStart = System.nanoTime();
+        System.out.println("\n== " + what);
+        System.out.flush();
     }
 
     private void done(String result) {
-        System.out.printf("   [%d ms] %s%n", (System.nanoTime() - stepStart) / 1_000_000, result);
+        double seconds = (System.nanoTime() - stepStart) / 1e9;
+        System.out.printf("   [%6.2f s] %s%n", seconds, result);
+        System.out.flush();
     }
 
-    private static void check(String what, boolean ok) {
-        System.out.println("    " + (ok ? "OK   " : "FAIL ") + what);
-        if (!ok) {
-            throw new IllegalStateException("demo check failed: " + what);
-        }
+    private static void indent(String text) {
+        text.lines().forEach(line -> System.out.println("    " + line));
     }
 }

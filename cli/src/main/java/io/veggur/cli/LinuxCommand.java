@@ -186,4 +186,49 @@ final class LinuxCommand {
             });
         }
     }
+
+    @Command(name = "bench", description = "Time the paper's passive benchmark: list the processes COUNT times, every "
+            + "cache flushed before each list; prints microseconds per list.")
+    static final class Bench implements Callable<Integer> {
+        @Mixin Discovery discovery;
+        @Option(names = "--count", defaultValue = "5000") int count;
+        @Option(names = "--json") boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            if (count < 1 || count > 10_000_000) {
+                throw new IllegalArgumentException("--count must be 1..10000000");
+            }
+            long[] nanos = discovery.run(kernel -> {
+                int processes = kernel.processes().items().size();
+                for (int i = 0; i < Math.max(100, count / 10); i++) {
+                    kernel.invalidateCaches();
+                    kernel.processes();
+                }
+                long[] each = new long[count + 1];
+                for (int i = 0; i < count; i++) {
+                    long start = System.nanoTime();
+                    kernel.invalidateCaches();
+                    kernel.processes();
+                    each[i] = System.nanoTime() - start;
+                }
+                each[count] = processes;
+                return each;
+            });
+            int processes = (int) nanos[count];
+            long[] sorted = java.util.Arrays.copyOf(nanos, count);
+            java.util.Arrays.sort(sorted);
+            double mean = java.util.Arrays.stream(sorted).average().orElse(0) / 1000.0;
+            double median = sorted[count / 2] / 1000.0;
+            double p90 = sorted[(int) Math.min(count - 1, count * 9L / 10)] / 1000.0;
+            if (json) {
+                System.out.println(Json.write(Map.of("lists", count, "processes", processes, "meanMicros", mean,
+                        "medianMicros", median, "p90Micros", p90)));
+            } else {
+                System.out.printf("%d process lists (%d processes each, caches flushed): mean %.1f us, median %.1f us, p90 %.1f us%n",
+                        count, processes, mean, median, p90);
+            }
+            return 0;
+        }
+    }
 }

@@ -6,6 +6,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.veggur.agent.client.AgentClient;
 import io.veggur.agent.client.AgentException;
+import io.veggur.agent.store.AgentStore;
+import io.veggur.agent.store.Flavor;
+import io.veggur.agent.store.Tenant;
+import io.veggur.agent.store.VmRef;
+import io.veggur.host.server.Role;
 import io.veggur.host.vm.GuestConsole;
 import io.veggur.host.vm.VeggurHome;
 import io.veggur.host.vm.VmInfo;
@@ -209,7 +214,20 @@ class AgentIT {
         assertThat(agent.cli("host", "vm", "list").stdout()).containsPattern(web.name() + "\\s+running")
                 .containsPattern(lab.name() + "\\s+running");
 
+        // Work the dead agent left unfinished: an environment still being built, and a container it never recorded.
+        try (AgentStore store = AgentStore.open(agent.home.resolve("agent/agent.db"))) {
+            Tenant bobTenant = store.tenant("bob").orElseThrow();
+            store.grant(bobTenant, "lab", "alice", Role.READ);
+            store.createEnvironment(store.tenant("alice").orElseThrow(), new VmRef("bob", "lab"), Flavor.CONTAINER, Role.READ);
+        }
+        TestDocker.docker("run", "-d", "--name", "veggur-env-999999", "--label", "io.veggur.env=999999",
+                "--network", "none", "--user", "65534:65534", agent.docker.image());
+
         agent.startAgain();
+        refusal(() -> agent.client(alice).get("/v1/vms/bob/lab/environment"), 404);
+        assertThat(TestDocker.docker("ps", "-aq", "--filter", "name=^veggur-env-999999$")).isBlank();
+        assertThat(agent.operator().get("/v1/audit?limit=10000").findValuesAsText("detail"))
+                .anySatisfy(detail -> assertThat(detail).contains("creating -> deleting: the agent stopped while building it"));
         JsonNode environment = agent.client(alice).get("/v1/vms/alice/web/environment");
         assertThat(environment.path("state").asText()).isEqualTo("ready");
         assertThat(vmIdSeenBy(alice, "web")).isEqualTo(web.id());
