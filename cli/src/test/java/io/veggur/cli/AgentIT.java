@@ -151,6 +151,28 @@ class AgentIT {
 
     @Test
     @Order(4)
+    void cli_badInput_endsInOneClearLine() throws Exception {
+        assertOneLineError(agent.as(alice, "grant", "web", "bob", "admin"), "unknown role 'admin'");
+        assertOneLineError(agent.as(alice, "env", "create", "web", "--flavor", "vm"), "unknown or unavailable flavor 'vm'");
+        assertOneLineError(agent.as(alice, "vm", "create", "Bad_Name"), "invalid VM name");
+        assertOneLineError(agent.as(alice, "vm", "create", "big", "--memory", "64G"), "memory must be");
+        assertOneLineError(agent.as(alice, "env", "exec", "nothing", "--", "true"), "(404): no VM 'alice/nothing'");
+        assertOneLineError(agent.as("not-a-token", "vm", "list"), "(401): missing or invalid bearer token");
+        assertOneLineError(Cli.run(agent.home, java.util.Map.of("VEGGUR_AGENT", "http://127.0.0.1:9", "VEGGUR_TOKEN", alice),
+                "vm", "list"), "does not answer");
+        Cli.Result failing = agent.as(alice, "env", "exec", "web", "--", "sh", "-c", "echo out; echo err >&2; exit 7");
+        assertThat(failing.exitCode()).isEqualTo(7);
+        assertThat(failing.stdout()).isEqualTo("out\n");
+        assertThat(failing.stderr()).isEqualTo("err\n");
+    }
+
+    private static void assertOneLineError(Cli.Result result, String message) {
+        assertThat(result.exitCode()).as(result.stderr()).isEqualTo(1);
+        assertThat(result.stderr().lines().toList()).hasSize(1).first().asString().startsWith("veggur: error:").contains(message);
+    }
+
+    @Test
+    @Order(5)
     void readGrant_socketRefusesWritesAndPauses_evenThoughTheClientAsks() throws Exception {
         agent.client(alice).put("/v1/vms/alice/web/grants/bob", Json.MAPPER.createObjectNode().put("role", "read"));
         refusal(() -> agent.client(bob).put("/v1/vms/alice/web/environment",
@@ -180,7 +202,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(5)
+    @Order(6)
     void revokingTheGrant_endsBobsLiveSessionAndRemovesHisContainer() throws Exception {
         Path socket = environmentDirectory(web, "bob").resolve("vmi.sock");
         String container = containerOf(socket.getParent());
@@ -206,7 +228,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(6)
+    @Order(7)
     void agentKill9ThenRestart_readoptsVmsAndEnvironments_andLosesNoAuditRecord() throws Exception {
         Path before = agent.home.resolve("audit-before.jsonl");
         agent.kill9();
@@ -242,7 +264,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(7)
+    @Order(8)
     void auditVerify_findsATamperedRecord() throws Exception {
         Path copy = agent.home.resolve("tampered.db");
         try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + agent.home.resolve("agent/agent.db"));
@@ -263,7 +285,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(8)
+    @Order(9)
     void stoppingAVm_removesItsEnvironmentsContainers() throws Exception {
         Path directory = environmentDirectory(web);
         String container = containerOf(directory);
@@ -279,7 +301,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(9)
+    @Order(10)
     void aVmThatDiesOnItsOwn_losesItsEnvironmentToo() throws Exception {
         Path directory = environmentDirectory(lab);
         String container = containerOf(directory);
