@@ -6,11 +6,8 @@ import io.veggur.protocol.ErrorCode;
 import io.veggur.protocol.Frame;
 import io.veggur.protocol.Reply;
 import io.veggur.protocol.Request;
-import io.veggur.protocol.WireCodec;
 import io.veggur.vmi.IntrospectionSession;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
@@ -21,8 +18,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
-import org.newsclub.net.unix.AFUNIXSocket;
-import org.newsclub.net.unix.AFUNIXSocketAddress;
 
 /**
  * Throws thousands of malformed frames at a live introspection server. The server must answer what it can with typed
@@ -52,7 +47,7 @@ class ProtocolFuzzIT {
         Random random = new Random(seed);
         int frames = 0;
         for (int round = 0; round < 300; round++) {
-            try (Raw raw = new Raw(vm.socket())) {
+            try (RawClient raw = new RawClient(vm.socket())) {
                 switch (round % 6) {
                     case 0 -> {
                         byte[] noise = new byte[1 + random.nextInt(300)];
@@ -83,7 +78,7 @@ class ProtocolFuzzIT {
     }
 
     /** A handshake, then many bad requests on one connection; each gets its typed error and the connection lives. */
-    private int structuredAbuse(Raw raw, Random random) throws IOException {
+    private int structuredAbuse(RawClient raw, Random random) throws IOException {
         raw.send(1, new Request.Hello(1, 1));
         assertThat(raw.reply()).isInstanceOf(Reply.Welcome.class);
         long ram = 256L << 20;
@@ -140,46 +135,5 @@ class ProtocolFuzzIT {
         }
         List<String> modules = vm.console.query("veggur-truth modules", "VEGGUR-MOD", "after-fuzz", Duration.ofSeconds(60));
         assertThat(modules).isNotEmpty().allMatch(line -> line.startsWith("VEGGUR-MOD "));
-    }
-
-    /** A hand-made client that can send anything. */
-    private static final class Raw implements AutoCloseable {
-        final AFUNIXSocket socket;
-        final OutputStream out;
-        final InputStream in;
-
-        Raw(String path) throws IOException {
-            socket = AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(java.nio.file.Path.of(path)));
-            socket.setSoTimeout(30_000);
-            out = socket.getOutputStream();
-            in = socket.getInputStream();
-        }
-
-        void send(int id, Request request) throws IOException {
-            ByteBuffer frame = WireCodec.encode(id, request);
-            out.write(frame.array(), 0, frame.limit());
-        }
-
-        void frame(int id, int type, byte[] payload) throws IOException {
-            ByteBuffer frame = Frame.allocate(id, type, payload.length).put(payload);
-            out.write(frame.array(), 0, frame.limit());
-        }
-
-        Object reply() throws IOException {
-            Frame frame = Frame.read(in);
-            assertThat(frame).as("a reply before the server hangs up").isNotNull();
-            return WireCodec.decodeServerMessage(frame);
-        }
-
-        ErrorCode errorCode() throws IOException {
-            Object reply = reply();
-            assertThat(reply).isInstanceOf(Reply.Error.class);
-            return ((Reply.Error) reply).code();
-        }
-
-        @Override
-        public void close() throws IOException {
-            socket.close();
-        }
     }
 }

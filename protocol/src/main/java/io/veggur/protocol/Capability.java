@@ -13,7 +13,11 @@ public enum Capability {
     REGISTERS(2),
     PAUSE_RESUME(3),
     MEMORY_FD(4),
-    VM_EVENTS(5);
+    VM_EVENTS(5),
+    /** Breakpoints, debug events and stepping (the trace role). */
+    BREAKPOINTS(6),
+    /** New register values in an event's resolution (the write role). */
+    WRITE_REGISTERS(7);
 
     private final int bit;
 

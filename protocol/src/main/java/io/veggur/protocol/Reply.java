@@ -18,5 +18,7 @@ public sealed interface Reply {
     /** The descriptor itself travels out of band (SCM_RIGHTS) with this frame. */
     record MemoryFd(long size) implements Reply {}
 
+    record BreakpointSet(int breakpointId) implements Reply {}
+
     record Error(ErrorCode code, String message) implements Reply {}
 }

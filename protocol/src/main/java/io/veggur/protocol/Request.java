@@ -1,6 +1,7 @@
 package io.veggur.protocol;
 
 import java.util.List;
+import java.util.Map;
 
 /** Messages a client sends. Each carries a client-chosen request id in its frame; replies echo it. */
 public sealed interface Request {
@@ -31,6 +32,27 @@ public sealed interface Request {
 
     /** Starts delivery of {@link Event}s on this connection. */
     record SubscribeVmEvents() implements Request {}
+
+    /**
+     * A breakpoint at a guest-virtual address, hit on any vCPU; {@code pageTableRoot} 0 means any address space (kernel
+     * code), otherwise only hits while CR3 (without its flag and PCID bits) equals it are reported.
+     */
+    record SetBreakpoint(long address, long pageTableRoot) implements Request {}
+
+    record ClearBreakpoint(int breakpointId) implements Request {}
+
+    /** How the client lets a vCPU go on after a {@link Event.Debug} it received. */
+    enum Action { CONTINUE, STEP }
+
+    /**
+     * The answer to a debug event: optionally new register values (written before the vCPU goes on; needs the write
+     * role), then continue, or execute one instruction and report again ({@link Event.Debug} of kind STEP).
+     */
+    record ResolveEvent(long eventId, Action action, Map<Register, Long> registers) implements Request {
+        public ResolveEvent {
+            registers = Map.copyOf(registers);
+        }
+    }
 
     record PhysicalRange(long address, int length) {
         public PhysicalRange {

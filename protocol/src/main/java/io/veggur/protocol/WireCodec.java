@@ -22,9 +22,13 @@ public final class WireCodec {
     public static final int MAX_STRING_BYTES = 4096;
 
     public static final int HELLO = 0x01, READ_PHYSICAL = 0x02, WRITE_PHYSICAL = 0x03, GET_REGISTERS = 0x04,
-            PAUSE = 0x05, RESUME = 0x06, GRANT_MEMORY_FD = 0x07, SUBSCRIBE_VM_EVENTS = 0x08;
-    static final int WELCOME = 0x81, DATA = 0x82, OK = 0x83, REGISTERS = 0x84, MEMORY_FD = 0x85, ERROR = 0xFF;
-    static final int VM_STATE_CHANGED = 0x101;
+            PAUSE = 0x05, RESUME = 0x06, GRANT_MEMORY_FD = 0x07, SUBSCRIBE_VM_EVENTS = 0x08, SET_BREAKPOINT = 0x09,
+            CLEAR_BREAKPOINT = 0x0A, RESOLVE_EVENT = 0x0B;
+    static final int WELCOME = 0x81, DATA = 0x82, OK = 0x83, REGISTERS = 0x84, MEMORY_FD = 0x85, BREAKPOINT_SET = 0x86,
+            ERROR = 0xFF;
+    static final int VM_STATE_CHANGED = 0x101, DEBUG = 0x102, EVENT_EXPIRED = 0x103, EVENTS_DROPPED = 0x104;
+    /** At most this many register values in one message (there are fewer registers than that). */
+    static final int MAX_REGISTER_VALUES = 1024;
 
     private WireCodec() {}
 
@@ -47,6 +51,14 @@ public final class WireCodec {
             case Request.Resume r -> Frame.allocate(requestId, RESUME, 0).flip();
             case Request.GrantMemoryFd g -> Frame.allocate(requestId, GRANT_MEMORY_FD, 0).flip();
             case Request.SubscribeVmEvents s -> Frame.allocate(requestId, SUBSCRIBE_VM_EVENTS, 0).flip();
+            case Request.SetBreakpoint b -> Frame.allocate(requestId, SET_BREAKPOINT, 16)
+                    .putLong(b.address()).putLong(b.pageTableRoot()).flip();
+            case Request.ClearBreakpoint c -> Frame.allocate(requestId, CLEAR_BREAKPOINT, 4).putInt(c.breakpointId()).flip();
+            case Request.ResolveEvent r -> {
+                ByteBuffer b = Frame.allocate(requestId, RESOLVE_EVENT, 8 + 2 + 4 + 10 * r.registers().size());
+                b.putLong(r.eventId()).putShort((short) r.action().ordinal());
+                yield putRegisters(b, r.registers()).flip();
+            }
         };
     }
 
@@ -67,10 +79,9 @@ public final class WireCodec {
             case Reply.Ok o -> Frame.allocate(requestId, OK, 0).flip();
             case Reply.Registers r -> {
                 ByteBuffer b = Frame.allocate(requestId, REGISTERS, 8 + 10 * r.values().size());
-                b.putInt(r.vcpu()).putInt(r.values().size());
-                r.values().forEach((register, value) -> b.putShort((short) register.ordinal()).putLong(value));
-                yield b.flip();
+                yield putRegisters(b.putInt(r.vcpu()), r.values()).flip();
             }
+            case Reply.BreakpointSet b -> Frame.allocate(requestId, BREAKPOINT_SET, 4).putInt(b.breakpointId()).flip();
             case Reply.MemoryFd m -> Frame.allocate(requestId, MEMORY_FD, 8).putLong(m.size()).flip();
             case Reply.Error e -> {
                 byte[] message = utf8(e.message());
@@ -87,6 +98,13 @@ public final class WireCodec {
                 yield Frame.allocate(0, VM_STATE_CHANGED, 4 + reason.length)
                         .putShort((short) s.state().ordinal()).putShort((short) reason.length).put(reason).flip();
             }
+            case Event.Debug d -> {
+                ByteBuffer b = Frame.allocate(0, DEBUG, 8 + 2 + 4 + 4 + 4 + 10 * d.registers().size());
+                b.putLong(d.eventId()).putShort((short) d.kind().ordinal()).putInt(d.breakpointId()).putInt(d.vcpu());
+                yield putRegisters(b, d.registers()).flip();
+            }
+            case Event.EventExpired e -> Frame.allocate(0, EVENT_EXPIRED, 8).putLong(e.eventId()).flip();
+            case Event.EventsDropped e -> Frame.allocate(0, EVENTS_DROPPED, 8).putLong(e.count()).flip();
         };
     }
 
@@ -117,6 +135,17 @@ public final class WireCodec {
                 case RESUME -> new Request.Resume();
                 case GRANT_MEMORY_FD -> new Request.GrantMemoryFd();
                 case SUBSCRIBE_VM_EVENTS -> new Request.SubscribeVmEvents();
+                case SET_BREAKPOINT -> new Request.SetBreakpoint(b.getLong(), b.getLong());
+                case CLEAR_BREAKPOINT -> new Request.ClearBreakpoint(b.getInt());
+                case RESOLVE_EVENT -> {
+                    long eventId = b.getLong();
+                    int action = Short.toUnsignedInt(b.getShort());
+                    Request.Action[] actions = Request.Action.values();
+                    if (action >= actions.length) {
+                        throw new ProtocolException(ErrorCode.MALFORMED, "unknown event action " + action);
+                    }
+                    yield new Request.ResolveEvent(eventId, actions[action], getRegisters(b));
+                }
                 default -> throw new ProtocolException(ErrorCode.UNKNOWN_REQUEST, "unknown request type 0x" + Integer.toHexString(frame.type()));
             };
             requireConsumed(b);
@@ -176,21 +205,22 @@ public final class WireCodec {
                 case OK -> new Reply.Ok();
                 case REGISTERS -> {
                     int vcpu = b.getInt();
-                    int count = b.getInt();
-                    if (count < 0 || count > 1024 || b.remaining() != 10L * count) {
-                        throw new ProtocolException(ErrorCode.MALFORMED, "registers payload does not hold " + count + " values");
-                    }
-                    Map<Register, Long> values = new EnumMap<>(Register.class);
-                    Register[] known = Register.values();
-                    for (int i = 0; i < count; i++) {
-                        int id = Short.toUnsignedInt(b.getShort());
-                        long value = b.getLong();
-                        if (id < known.length) {
-                            values.put(known[id], value);
-                        }
-                    }
-                    yield new Reply.Registers(vcpu, values);
+                    yield new Reply.Registers(vcpu, getRegisters(b));
                 }
+                case BREAKPOINT_SET -> new Reply.BreakpointSet(b.getInt());
+                case DEBUG -> {
+                    long eventId = b.getLong();
+                    int kind = Short.toUnsignedInt(b.getShort());
+                    Event.DebugKind[] kinds = Event.DebugKind.values();
+                    if (kind >= kinds.length) {
+                        throw new ProtocolException(ErrorCode.MALFORMED, "unknown debug event kind " + kind);
+                    }
+                    int breakpointId = b.getInt();
+                    int vcpu = b.getInt();
+                    yield new Event.Debug(eventId, kinds[kind], breakpointId, vcpu, getRegisters(b));
+                }
+                case EVENT_EXPIRED -> new Event.EventExpired(b.getLong());
+                case EVENTS_DROPPED -> new Event.EventsDropped(b.getLong());
                 case MEMORY_FD -> new Reply.MemoryFd(b.getLong());
                 case ERROR -> new Reply.Error(ErrorCode.fromWire(Short.toUnsignedInt(b.getShort())), string(b));
                 case VM_STATE_CHANGED -> {
@@ -209,6 +239,31 @@ public final class WireCodec {
             throw new ProtocolException(ErrorCode.MALFORMED, "malformed message type 0x" + Integer.toHexString(frame.type())
                     + ": " + e.getMessage());
         }
+    }
+
+    /** A count, then (register ordinal, value) pairs. */
+    private static ByteBuffer putRegisters(ByteBuffer b, Map<Register, Long> values) {
+        b.putInt(values.size());
+        values.forEach((register, value) -> b.putShort((short) register.ordinal()).putLong(value));
+        return b;
+    }
+
+    /** The rest of the payload as registers; unknown register ids (from a newer peer) are skipped. */
+    private static Map<Register, Long> getRegisters(ByteBuffer b) throws ProtocolException {
+        int count = b.getInt();
+        if (count < 0 || count > MAX_REGISTER_VALUES || b.remaining() != 10L * count) {
+            throw new ProtocolException(ErrorCode.MALFORMED, "registers payload does not hold " + count + " values");
+        }
+        Map<Register, Long> values = new EnumMap<>(Register.class);
+        Register[] known = Register.values();
+        for (int i = 0; i < count; i++) {
+            int id = Short.toUnsignedInt(b.getShort());
+            long value = b.getLong();
+            if (id < known.length) {
+                values.put(known[id], value);
+            }
+        }
+        return values;
     }
 
     private static void requireConsumed(ByteBuffer b) throws ProtocolException {

@@ -14,6 +14,8 @@ import io.veggur.vmi.transport.Transport;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.function.Consumer;
 
 /**
@@ -28,6 +30,7 @@ public final class IntrospectionSession implements AutoCloseable {
     private final ProtocolClient client;
     private final Reply.Welcome welcome;
     private final boolean canReceiveFds;
+    private ExecutorService debugThread;
     private final RemotePhysicalMemory remoteMemory;
     private MappedPhysicalMemory mappedMemory;
 
@@ -127,6 +130,53 @@ public final class IntrospectionSession implements AutoCloseable {
         client.call(new Request.SubscribeVmEvents());
     }
 
+    /**
+     * Sets a breakpoint at a guest-virtual address; {@code pageTableRoot} 0 reports hits in any address space, else only
+     * while CR3 points at that page-table root (one process). Events go to the handler of {@link #onDebugEvents}.
+     */
+    public int setBreakpoint(long address, long pageTableRoot) throws IOException {
+        return ((Reply.BreakpointSet) client.call(new Request.SetBreakpoint(address, pageTableRoot)).reply()).breakpointId();
+    }
+
+    public void clearBreakpoint(int breakpointId) throws IOException {
+        client.call(new Request.ClearBreakpoint(breakpointId));
+    }
+
+    /**
+     * Handles this session's debug events with {@code handler}, one at a time on a thread of the session's own (never
+     * the reader thread, so the handler can use the session). Set it before the first breakpoint.
+     */
+    public synchronized void onDebugEvents(DebugHandler handler) {
+        if (debugThread != null) {
+            throw new IllegalStateException("a debug handler is already set");
+        }
+        debugThread = Executors.newSingleThreadExecutor(Thread.ofPlatform().daemon().name("veggur-debug-handler").factory());
+        client.addEventListener(event -> {
+            switch (event) {
+                case Event.Debug debug -> debugThread.execute(() -> handle(handler, debug));
+                case Event.EventExpired expired -> handler.expired(expired.eventId());
+                case Event.EventsDropped dropped -> handler.dropped(dropped.count());
+                default -> { }
+            }
+        });
+    }
+
+    private void handle(DebugHandler handler, Event.Debug event) {
+        DebugHandler.Resolution resolution;
+        try {
+            resolution = handler.onEvent(event);
+        } catch (IOException | RuntimeException e) {
+            resolution = DebugHandler.Resolution.proceed();
+        }
+        try {
+            client.call(new Request.ResolveEvent(event.eventId(), resolution.action(), resolution.registers()));
+        } catch (VmiException expired) {
+            // the deadline passed meanwhile; the handler hears of it through expired()
+        } catch (IOException e) {
+            // the session is ending; the server lets the vCPU go on by itself
+        }
+    }
+
     /** Blocks until the session ends (the server closed it, e.g. because its socket was revoked) and says why. */
     public IOException awaitEnd() throws InterruptedException {
         try {
@@ -139,6 +189,9 @@ public final class IntrospectionSession implements AutoCloseable {
     @Override
     public synchronized void close() {
         client.close();
+        if (debugThread != null) {
+            debugThread.shutdownNow();
+        }
         if (mappedMemory != null) {
             mappedMemory.close();
         }

@@ -53,6 +53,10 @@ import java.util.function.Consumer;
  * connection, because a late reply would otherwise be taken as the answer to the next request. Any protocol violation
  * closes it too; every later call then fails with an {@link IOException} carrying the reason.
  *
+ * <p>A breakpoint or a step stops the VM with SIGTRAP. From then on a trap is held: {@link #resume} and the end of
+ * {@link #whileStopped} leave the VM stopped until the trap's handler calls {@link #releaseTrap}, so a pause or a
+ * register read that races with a breakpoint hit can never let the VM run past an event still being handled.
+ *
  * <p>The run state this class tracks is only as good as its monopoly: a QMP {@code stop} is noticed (QEMU sends a
  * stop reply), but a QMP {@code cont} while this client believes the VM stopped is not, and the next request is then
  * swallowed by QEMU and times out. While a GdbStub is connected, resume the VM only through it.
@@ -81,6 +85,8 @@ public final class GdbStub implements AutoCloseable {
     private final AtomicLong stopReplies = new AtomicLong();
     private volatile boolean ackMode = true;
     private volatile boolean stopped = true; // QEMU stops the VM when a debugger connects
+    /** A breakpoint or step stopped the VM (SIGTRAP): only {@link #releaseTrap} may let it run again. */
+    private volatile boolean trapHeld;
     private volatile CompletableFuture<Void> nextStop = CompletableFuture.completedFuture(null);
     private volatile CompletableFuture<String> inFlight;
     // Assigned once by connect(), before the instance escapes.
@@ -201,6 +207,114 @@ public final class GdbStub implements AutoCloseable {
                         + " (vCPU " + vcpuIndex + "): " + GdbPacketCodec.preview(selected));
             }
             return decodeRegisters(request("g"), vcpuIndex);
+        } finally {
+            requestLock.unlock();
+        }
+    }
+
+    /** Inserts a software breakpoint ({@code Z0}) at a guest-virtual address; stops the VM briefly if it runs. */
+    public void insertBreakpoint(long address) throws IOException {
+        whileStopped(() -> {
+            expectOk("Z0," + Long.toHexString(address) + ",1");
+            return null;
+        });
+    }
+
+    /** Removes a breakpoint inserted by {@link #insertBreakpoint}; stops the VM briefly if it runs. */
+    public void removeBreakpoint(long address) throws IOException {
+        whileStopped(() -> {
+            expectOk("z0," + Long.toHexString(address) + ",1");
+            return null;
+        });
+    }
+
+    /** Whether a trap (breakpoint or step) holds the VM stopped. */
+    public boolean trapHeld() {
+        return trapHeld;
+    }
+
+    /**
+     * Ends the hold of a trap, and lets the VM run if {@code resume} (a client's pause may still want it stopped).
+     * A no-op when no trap is held.
+     */
+    public void releaseTrap(boolean resume) throws IOException {
+        lock();
+        try {
+            if (!trapHeld) {
+                return;
+            }
+            trapHeld = false;
+            if (resume) {
+                resumeLocked();
+            }
+        } finally {
+            requestLock.unlock();
+        }
+    }
+
+    /**
+     * Executes one instruction on one vCPU ({@code vCont;s}; the others stay stopped) and waits until it has. The VM
+     * must be stopped; it is stopped afterwards, with a trap held.
+     */
+    public void step(int vcpuIndex) throws IOException {
+        lock();
+        try {
+            Objects.checkIndex(vcpuIndex, threads.size());
+            requireStopped("step");
+            CompletableFuture<Void> stop = new CompletableFuture<>();
+            nextStop = stop;
+            stopped = false;
+            write(GdbPacketCodec.frame("vCont;s:" + threads.get(vcpuIndex)));
+            try {
+                stop.get(timeoutNanos, TimeUnit.NANOSECONDS);
+            } catch (TimeoutException e) {
+                SocketTimeoutException timeout = new SocketTimeoutException("gdbstub " + socket
+                        + " did not finish a single step within " + TimeUnit.NANOSECONDS.toMillis(timeoutNanos)
+                        + " ms; connection closed");
+                terminate(timeout);
+                throw timeout;
+            } catch (ExecutionException e) {
+                throw closedException("while stepping", e.getCause());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted while stepping on " + socket);
+            }
+        } finally {
+            requestLock.unlock();
+        }
+    }
+
+    /**
+     * Writes registers of one vCPU by target-description name ({@code g}, patch, {@code G}: QEMU 7.2 has no
+     * {@code P}). Names not in the layout are refused. The VM must be stopped.
+     */
+    public void writeRegisters(int vcpuIndex, Map<String, Long> values) throws IOException {
+        lock();
+        try {
+            Objects.checkIndex(vcpuIndex, threads.size());
+            requireStopped("writeRegisters");
+            String thread = threads.get(vcpuIndex);
+            String selected = request("Hg" + thread);
+            if (!selected.equals("OK")) {
+                throw new QemuProtocolException("gdbstub " + socket + " refused to select thread " + thread
+                        + ": " + GdbPacketCodec.preview(selected));
+            }
+            StringBuilder hex = new StringBuilder(request("g"));
+            decodeRegisters(hex.toString(), vcpuIndex); // validates the packet
+            for (Map.Entry<String, Long> value : values.entrySet()) {
+                RegisterLayout.Register register = layout.registers().stream()
+                        .filter(r -> r.name().equals(value.getKey())).findFirst()
+                        .orElseThrow(() -> new IllegalArgumentException("no register " + value.getKey()));
+                int end = register.hexOffset() + register.byteSize() * 2;
+                if (register.bitSize() > 64 || end > hex.length()) {
+                    throw new IllegalArgumentException("register " + value.getKey() + " cannot be written");
+                }
+                long bits = value.getValue();
+                for (int i = register.hexOffset(); i < end; i += 2, bits >>>= 8) {
+                    hex.replace(i, i + 2, HexFormat.of().toHexDigits((byte) bits));
+                }
+            }
+            expectOk("G" + hex);
         } finally {
             requestLock.unlock();
         }
@@ -372,7 +486,7 @@ public final class GdbStub implements AutoCloseable {
 
     private void resumeLocked() throws IOException {
         requireOpen("c");
-        if (!stopped) {
+        if (!stopped || trapHeld) {
             return;
         }
         nextStop = new CompletableFuture<>();
@@ -470,8 +584,12 @@ public final class GdbStub implements AutoCloseable {
         }
         StopReply reply = new StopReply(raw.signal(), raw.fields(), vcpu);
         stopReplies.incrementAndGet();
+        if (reply.signal() == StopReply.SIGTRAP) {
+            trapHeld = true;
+        }
         stopped = true;
-        nextStop.complete(null);
+        // Listeners first: whoever waits for this stop (a step) must still be waiting while they run, so that they
+        // can tell a stop someone asked for from one that just happened.
         for (Consumer<StopReply> listener : stopListeners) {
             try {
                 listener.accept(reply);
@@ -479,6 +597,7 @@ public final class GdbStub implements AutoCloseable {
                 LOG.log(Level.WARNING, "gdbstub stop listener failed on " + reply, e);
             }
         }
+        nextStop.complete(null);
     }
 
     private void write(byte[] bytes) throws IOException {

@@ -19,6 +19,8 @@ import java.util.OptionalInt;
 public record StopReply(int signal, Map<String, String> fields, OptionalInt vcpuIndex) {
     /** Signal QEMU reports when the VM was paused by an interrupt, QMP {@code stop} or a new debugger connection. */
     public static final int SIGINT = 2;
+    /** Signal QEMU reports for a breakpoint hit or a finished single step. */
+    public static final int SIGTRAP = 5;
 
     public StopReply {
         fields = Collections.unmodifiableMap(new LinkedHashMap<>(fields));

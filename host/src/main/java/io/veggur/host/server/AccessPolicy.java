@@ -15,9 +15,11 @@ public record AccessPolicy(Role role, String holder) {
                 Capability.VM_EVENTS);
         if (role.compareTo(Role.TRACE) >= 0) {
             set.add(Capability.PAUSE_RESUME);
+            set.add(Capability.BREAKPOINTS);
         }
         if (role == Role.WRITE) {
             set.add(Capability.WRITE_PHYSICAL);
+            set.add(Capability.WRITE_REGISTERS);
         }
         return set;
     }

@@ -89,7 +89,8 @@ final class ClientSession {
      * held up behind them. Everything else is a bounded memory copy, cheapest done right here.
      */
     private static boolean touchesVcpus(int type) {
-        return type == WireCodec.GET_REGISTERS || type == WireCodec.PAUSE || type == WireCodec.RESUME;
+        return type == WireCodec.GET_REGISTERS || type == WireCodec.PAUSE || type == WireCodec.RESUME
+                || type == WireCodec.SET_BREAKPOINT || type == WireCodec.CLEAR_BREAKPOINT;
     }
 
     private void serve(Frame frame) {
@@ -181,6 +182,23 @@ final class ClientSession {
                 subscribed = true;
                 yield new Reply.Ok();
             }
+            case Request.SetBreakpoint set -> {
+                require(Capability.BREAKPOINTS, "breakpoints need the trace role");
+                yield new Reply.BreakpointSet(debug().setBreakpoint(this, set.address(), set.pageTableRoot()));
+            }
+            case Request.ClearBreakpoint clear -> {
+                require(Capability.BREAKPOINTS, "breakpoints need the trace role");
+                debug().clearBreakpoint(this, clear.breakpointId());
+                yield new Reply.Ok();
+            }
+            case Request.ResolveEvent resolve -> {
+                require(Capability.BREAKPOINTS, "breakpoints need the trace role");
+                if (!resolve.registers().isEmpty()) {
+                    require(Capability.WRITE_REGISTERS, "changing registers needs the write role");
+                }
+                debug().resolve(this, resolve.eventId(), resolve.action(), resolve.registers());
+                yield new Reply.Ok();
+            }
         };
     }
 
@@ -229,6 +247,23 @@ final class ClientSession {
         }
     }
 
+    private DebugBridge debug() throws ProtocolException {
+        DebugBridge debug = server.debug();
+        if (debug == null) {
+            throw new ProtocolException(ErrorCode.VM_UNAVAILABLE, "this VM offers no breakpoints");
+        }
+        return debug;
+    }
+
+    /** Debug events go to the client whose breakpoint or step it is, whatever it subscribed to. */
+    void deliverDebug(Event event) {
+        try {
+            write(WireCodec.encode(event), null);
+        } catch (IOException e) {
+            close();
+        }
+    }
+
     void deliver(Event event) {
         if (subscribed) {
             try {
@@ -261,6 +296,9 @@ final class ClientSession {
     }
 
     private void releaseHeldState() {
+        if (server.debug() != null) {
+            server.debug().clientGone(this);
+        }
         try {
             server.pauses().release(this);
         } catch (IOException e) {

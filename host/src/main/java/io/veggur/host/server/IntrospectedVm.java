@@ -18,6 +18,7 @@ public final class IntrospectedVm {
     private final GuestRam ram;
     private final VcpuControl vcpus;
     private final PauseArbiter pauses;
+    private final DebugBridge debug;
     private final Semaphore readBudget = new Semaphore(READ_BUDGET_BYTES);
     private final RefusalLog refusals = new RefusalLog();
     private final Set<IntrospectionServer> servers = ConcurrentHashMap.newKeySet();
@@ -28,6 +29,7 @@ public final class IntrospectedVm {
         this.vcpus = vcpus;
         this.pauses = new PauseArbiter(vcpus, paused -> publish(new Event.VmStateChanged(
                 paused ? Event.VmState.PAUSED : Event.VmState.RUNNING, paused ? "client-pause" : "client-resume")));
+        this.debug = vcpus instanceof DebugControl control ? new DebugBridge(control, pauses) : null;
     }
 
     /** Delivers an event to every subscribed client of every socket. */
@@ -59,6 +61,11 @@ public final class IntrospectedVm {
 
     PauseArbiter pauses() {
         return pauses;
+    }
+
+    /** Breakpoints and debug events, or null when the hypervisor side offers none. */
+    DebugBridge debug() {
+        return debug;
     }
 
     Semaphore readBudget() {

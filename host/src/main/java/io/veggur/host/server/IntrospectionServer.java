@@ -124,6 +124,10 @@ public final class IntrospectionServer implements AutoCloseable {
         return vm.pauses();
     }
 
+    DebugBridge debug() {
+        return vm.debug();
+    }
+
     @Override
     /** Closes the socket and every live session on it: how a revoked grant takes effect at once. */
     public void close() throws IOException {

@@ -28,6 +28,11 @@ final class PauseArbiter {
         holders.add(holder);
     }
 
+    /** Ends a breakpoint's hold on the VM: it runs again unless a client holds a pause. */
+    synchronized void releaseTrap(DebugControl debug) throws IOException {
+        debug.releaseTrap(holders.isEmpty());
+    }
+
     synchronized void release(Object holder) throws IOException {
         if (holders.remove(holder) && holders.isEmpty()) {
             vcpus.resume();

@@ -111,7 +111,7 @@ final class VmSupervisor {
         // QEMU and the server hold their descriptors; from now on nobody may open the file for writing, not even a
         // capability-less uid 0 in a container reopening a granted read-only descriptor through /proc/self/fd.
         Files.setPosixFilePermissions(config.ramFile(), PosixFilePermissions.fromString("r--------"));
-        vm = new IntrospectedVm(config.id(), ram, new GdbVcpuControl(gdb));
+        vm = new IntrospectedVm(config.id(), ram, new GdbVcpuControl(gdb, config.accel().equals("tcg")));
         Role ownerRole = config.allowWrite() ? Role.WRITE : Role.TRACE;
         server = new IntrospectionServer(directory.introspectionSocket(), vm, new AccessPolicy(ownerRole, "owner"));
         server.start();
