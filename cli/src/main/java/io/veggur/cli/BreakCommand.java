@@ -96,6 +96,8 @@ final class BreakCommand implements Callable<Integer> {
                 }
             });
             session.setBreakpoint(address, root);
+            System.err.printf("veggur: breakpoint set at %s (%#x)%s%n", where, address, pid == null ? "" : " for process " + pid);
+            System.err.flush();
             boolean finished = done.await(seconds, TimeUnit.SECONDS);
             if (!json) {
                 System.out.println(hits.get() + " hits" + (finished ? "" : " (stopped after " + seconds + " s)")

@@ -112,13 +112,15 @@ final class DemoCommand implements Callable<Integer> {
         done("");
         indent(text(look, "stdout") + text(look, "stderr"));
 
-        step("alice grants bob 'read' on web; bob's read environment tries to write memory and to pause the VM");
+        step("alice grants bob 'read' on web; bob's read environment tries to write memory, pause the VM, set a breakpoint");
         alice.put("/v1/vms/alice/web/grants/bob", Json.MAPPER.createObjectNode().put("role", "read"));
         bob.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode().put("role", "read"));
         JsonNode write = exec(bob, "alice/web", "veggur", "vmi", "write", "--socket", SOCKET, "--physical", "0x100000", "--hex", "deadbeef");
         JsonNode pause = exec(bob, "alice/web", "veggur", "vmi", "pause", "--socket", SOCKET);
+        JsonNode breakpoint = exec(bob, "alice/web", "veggur", "vmi", "break", "--socket", SOCKET, "__x64_sys_getpid",
+                "--count", "1", "--seconds", "5");
         done("refused by the socket itself, whatever the client sends:");
-        indent(text(write, "stderr") + text(pause, "stderr"));
+        indent(text(write, "stderr") + text(pause, "stderr") + text(breakpoint, "stderr"));
 
         step("alice revokes bob's grant: his environment and its live sessions end at once");
         alice.delete("/v1/vms/alice/web/grants/bob");

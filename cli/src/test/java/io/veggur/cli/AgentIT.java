@@ -173,7 +173,7 @@ class AgentIT {
 
     @Test
     @Order(5)
-    void readGrant_socketRefusesWritesAndPauses_evenThoughTheClientAsks() throws Exception {
+    void readGrant_socketRefusesWritesPausesAndBreakpoints_evenThoughTheClientAsks() throws Exception {
         agent.client(alice).put("/v1/vms/alice/web/grants/bob", Json.MAPPER.createObjectNode().put("role", "read"));
         refusal(() -> agent.client(bob).put("/v1/vms/alice/web/environment",
                 Json.MAPPER.createObjectNode().put("role", "write")), 403);
@@ -187,6 +187,10 @@ class AgentIT {
         Cli.Result pause = agent.as(bob, "env", "exec", "alice/web", "--", "veggur", "vmi", "pause", "--socket", "/vmi/vmi.sock");
         assertThat(pause.exitCode()).isEqualTo(1);
         assertThat(pause.stderr()).contains("PERMISSION_DENIED").contains("trace role");
+        Cli.Result breakpoint = agent.as(bob, "env", "exec", "alice/web", "--", "veggur", "vmi", "break", "--socket",
+                "/vmi/vmi.sock", "__x64_sys_getpid", "--count", "1", "--seconds", "5");
+        assertThat(breakpoint.exitCode()).isEqualTo(1);
+        assertThat(breakpoint.stderr()).contains("PERMISSION_DENIED").contains("breakpoints need the trace role");
 
         // The refusals came from the socket (the supervisor), and reach the audit log within a reconcile period.
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
@@ -196,9 +200,10 @@ class AgentIT {
             refusals = denied().stream().filter(r -> r.path("action").asText().equals("socket.refused"))
                     .map(r -> r.path("actor").asText() + " " + r.path("target").asText() + " " + r.path("detail").asText())
                     .toList();
-        } while (refusals.size() < 2 && System.nanoTime() < deadline);
+        } while (refusals.size() < 3 && System.nanoTime() < deadline);
         assertThat(refusals).containsExactly("tenant:bob vm:alice/web memory writes need the write role",
-                "tenant:bob vm:alice/web pausing needs the trace role");
+                "tenant:bob vm:alice/web pausing needs the trace role",
+                "tenant:bob vm:alice/web breakpoints need the trace role");
     }
 
     @Test

@@ -16,14 +16,16 @@ import io.veggur.vmi.os.linux.KernelDiscovery;
 import io.veggur.vmi.os.linux.LinuxKernel;
 import io.veggur.vmi.os.linux.LinuxTask;
 import io.veggur.vmi.symbols.kallsyms.KallsymsFinder;
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -87,20 +89,21 @@ class BreakpointIT {
 
     @Test
     void setReturn_theGuestProgramSeesTheNewValue() throws Exception {
-        CompletableFuture<Cli.Result> tool = CompletableFuture.supplyAsync(() -> {
-            try {
-                return Cli.run(vm.home, "vmi", "break", "__x64_sys_getpid", "--vm", "bp-it", "--count", "3",
-                        "--seconds", "60", "--set-return", "4242");
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        });
-        vm.console.type("veggur-getpid 3 15000"); // the calls start after 15 s: time for the tool to set its breakpoint
-        Matcher done = await("VEGGUR-GETPID pid=(\\d+) calls=3 ");
-        Cli.Result result = tool.get(60, TimeUnit.SECONDS);
-        assertThat(result.exitCode()).as(result.stderr()).isZero();
-        assertThat(done.group(1)).isEqualTo("4242");
-        assertThat(result.stdout()).contains("hit 3: returned").contains("replaced by 4242");
+        Process tool = Cli.start(vm.home, "vmi", "break", "__x64_sys_getpid", "--vm", "bp-it", "--count", "3",
+                "--seconds", "60", "--set-return", "4242");
+        try {
+            BufferedReader stderr = new BufferedReader(new InputStreamReader(tool.getErrorStream(), StandardCharsets.UTF_8));
+            assertThat(stderr.readLine()).startsWith("veggur: breakpoint set at __x64_sys_getpid");
+            vm.console.type("veggur-getpid 3");
+            Matcher done = await("VEGGUR-GETPID pid=(\\d+) calls=3 ");
+            assertThat(tool.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            String stdout = new String(tool.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertThat(tool.exitValue()).isZero();
+            assertThat(done.group(1)).as("what the guest got; the tool said:%n%s", stdout).isEqualTo("4242");
+            assertThat(stdout).contains("hit 3: returned").contains("replaced by 4242");
+        } finally {
+            tool.destroyForcibly();
+        }
         assertNoBreakpointLeft(5001);
     }
 

@@ -32,7 +32,14 @@ final class Cli {
         return Json.MAPPER.readTree(result.stdout());
     }
 
-    static Result run(Path home, Map<String, String> environment, String... args) throws IOException, InterruptedException {
+    /** Starts the CLI and returns at once, for commands whose output a test follows as it comes. */
+    static Process start(Path home, String... args) throws IOException {
+        ProcessBuilder builder = new ProcessBuilder(command(args));
+        builder.environment().put("VEGGUR_HOME", home.toString());
+        return builder.start();
+    }
+
+    private static List<String> command(String... args) {
         if (!Files.isRegularFile(JAR)) {
             throw new IllegalStateException("the CLI jar is not built at " + JAR + "; run through mvn verify");
         }
@@ -40,6 +47,11 @@ final class Cli {
                 ProcessHandle.current().info().command().orElse("java"),
                 "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "-jar", JAR.toString()));
         command.addAll(List.of(args));
+        return command;
+    }
+
+    static Result run(Path home, Map<String, String> environment, String... args) throws IOException, InterruptedException {
+        List<String> command = command(args);
         Path out = Files.createTempFile("veggur-cli-", ".out");
         Path err = Files.createTempFile("veggur-cli-", ".err");
         try {

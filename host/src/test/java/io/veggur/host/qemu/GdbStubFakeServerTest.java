@@ -76,7 +76,7 @@ class GdbStubFakeServerTest {
     }
 
     @Test
-    void resumeThenAsyncStopReply_updatesStateAndNotifiesListeners() throws Exception {
+    void resumeThenBreakpointStopReply_holdsTheTrapUntilReleased_andNotifiesListeners() throws Exception {
         try (FakeUnixServer server = FakeUnixServer.start(directory, peer -> {
             handshake(peer, FEATURES);
             assertThat(peer.readPacket()).isEqualTo("c");
@@ -98,8 +98,11 @@ class GdbStubFakeServerTest {
             assertThat(breakpoint.vcpuIndex()).hasValue(1);
             assertThat(breakpoint.fields()).containsKey("swbreak");
             assertThat(gdb.isStopped()).isTrue();
+            assertThat(gdb.trapHeld()).as("a breakpoint holds the VM").isTrue();
 
             gdb.resume();
+            assertThat(gdb.isStopped()).as("resume cannot run past a held trap").isTrue();
+            gdb.releaseTrap(true);
             assertThat(gdb.isStopped()).isFalse();
             gdb.stop();
 
