@@ -21,7 +21,7 @@ import picocli.CommandLine.Option;
 /** {@code veggur vmi ...}: introspection through a VM's socket, as a tenant would do it. */
 @Command(name = "vmi", description = "Introspect a VM through its introspection socket.", mixinStandardHelpOptions = true,
         subcommands = {VmiCommand.Info.class, VmiCommand.Regs.class, VmiCommand.Read.class, VmiCommand.Write.class,
-                VmiCommand.Pause.class, VmiCommand.Events.class, LinuxCommand.Ps.class, LinuxCommand.Bench.class, BreakCommand.class,
+                VmiCommand.Pause.class, VmiCommand.Events.class, LinuxCommand.Ps.class, LinuxCommand.Bench.class, BreakCommand.class, TraceCommand.class,
                 LinuxCommand.PsTree.class, LinuxCommand.Lsmod.class, LinuxCommand.Kernel.class})
 final class VmiCommand {
     @Command(name = "info", description = "Show what the socket announces: VM id, vCPUs, memory map, capabilities.")

@@ -100,11 +100,74 @@ class BreakpointIT {
             String stdout = new String(tool.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             assertThat(tool.exitValue()).isZero();
             assertThat(done.group(1)).as("what the guest got; the tool said:%n%s", stdout).isEqualTo("4242");
-            assertThat(stdout).contains("hit 3: returned").contains("replaced by 4242");
+            assertThat(stdout).containsPattern("hit 3: pid \\d+ \\(veggur-getpid\\) returned \\d+, replaced by 4242");
         } finally {
             tool.destroyForcibly();
         }
         assertNoBreakpointLeft(5001);
+    }
+
+    @Test
+    void traceSyscalls_showsAnExecveWithThePathAndArgvTheGuestRan() throws Exception {
+        Process tool = Cli.start(vm.home, "vmi", "trace", "syscalls", "--vm", "bp-it", "--filter", "execve",
+                "--count", "1", "--seconds", "60", "--json");
+        try {
+            awaitTracing(tool);
+            vm.console.type("/bin/busybox echo veggur-exec-42 two");
+            await("^veggur-exec-42 two");
+            assertThat(tool.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            var call = Json.MAPPER.readTree(tool.getInputStream().readAllBytes());
+            assertThat(call.path("syscall").asText()).isEqualTo("execve");
+            assertThat(call.path("path").asText()).isEqualTo("/bin/busybox");
+            assertThat(Json.MAPPER.convertValue(call.path("argv"), List.class))
+                    .containsExactly("/bin/busybox", "echo", "veggur-exec-42", "two");
+            assertThat(call.path("comm").asText()).isEqualTo("sh");
+        } finally {
+            tool.destroyForcibly();
+        }
+        assertNoBreakpointLeft(5006);
+    }
+
+    @Test
+    void traceSched_namesTheTaskThatRan() throws Exception {
+        vm.console.type("veggur-getpid 3000000 4000");
+        int pid = Integer.parseInt(await("VEGGUR-GETPID-START pid=(\\d+) calls=3000000\\b").group(1));
+        // Everything for 12 s: the workload wakes up 4 s after its announcement and then runs for seconds.
+        Process tool = Cli.start(vm.home, "vmi", "trace", "sched", "--vm", "bp-it", "--count", "1000000", "--seconds", "12",
+                "--json");
+        try {
+            assertThat(tool.waitFor(90, TimeUnit.SECONDS)).isTrue();
+            List<com.fasterxml.jackson.databind.JsonNode> switches = new ArrayList<>();
+            new String(tool.getInputStream().readAllBytes(), StandardCharsets.UTF_8).lines()
+                    .forEach(line -> switches.add(readJson(line)));
+            assertThat(switches).hasSizeGreaterThan(10);
+            assertThat(switches).anySatisfy(change -> {
+                assertThat(change.path("nextPid").asInt()).isEqualTo(pid);
+                assertThat(change.path("nextComm").asText()).isEqualTo("veggur-getpid");
+            });
+        } finally {
+            tool.destroyForcibly();
+        }
+        await("VEGGUR-GETPID pid=\\d+ calls=3000000 ");
+    }
+
+    private static com.fasterxml.jackson.databind.JsonNode readJson(String line) {
+        try {
+            return Json.MAPPER.readTree(line);
+        } catch (IOException e) {
+            throw new AssertionError("not JSON: " + line, e);
+        }
+    }
+
+    /** The tool says on stderr when its breakpoints are set. */
+    private static void awaitTracing(Process tool) throws IOException {
+        BufferedReader stderr = new BufferedReader(new InputStreamReader(tool.getErrorStream(), StandardCharsets.UTF_8));
+        for (String line; (line = stderr.readLine()) != null; ) {
+            if (line.equals("veggur: tracing")) {
+                return;
+            }
+        }
+        throw new AssertionError("the tool ended before tracing");
     }
 
     @Test

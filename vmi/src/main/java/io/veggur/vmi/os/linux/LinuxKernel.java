@@ -88,6 +88,14 @@ public final class LinuxKernel {
     }
 
     /** The kernel's address space (kernel page tables). */
+    /**
+     * The address space whose top page table is at {@code pageTableRoot} (a process's, e.g. CR3 at a breakpoint):
+     * user memory of that process, and the kernel.
+     */
+    public VirtualMemory addressSpace(long pageTableRoot) {
+        return new VirtualMemory(walker, pageTableRoot);
+    }
+
     public VirtualMemory kernelMemory() {
         return memory;
     }
@@ -131,7 +139,8 @@ public final class LinuxKernel {
         return new Listing<>(modules, problem);
     }
 
-    private LinuxTask task(long task) throws IOException {
+    /** One task_struct, read at its kernel address. */
+    public LinuxTask task(long task) throws IOException {
         KernelProfile.TaskLayout layout = profile.task();
         int pid = memory.readInt(task + layout.pid());
         int tgid = memory.readInt(task + layout.tgid());
