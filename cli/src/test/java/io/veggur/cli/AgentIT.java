@@ -208,6 +208,25 @@ class AgentIT {
 
     @Test
     @Order(6)
+    void traceGrant_breakpointsWorkFromTheContainer() throws Exception {
+        agent.client(alice).put("/v1/vms/alice/web/grants/bob", Json.MAPPER.createObjectNode().put("role", "trace"));
+        agent.client(bob).delete("/v1/vms/alice/web/environment");
+        agent.client(bob).put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode().put("role", "trace"));
+
+        console(web).type("veggur-getpid 7 15000");
+        int pid = Integer.parseInt(console(web).awaitLine(Pattern.compile("VEGGUR-GETPID-START pid=(\\d+) calls=7\\b"), BOOT)
+                .group(1));
+        Cli.Result traced = agent.as(bob, "env", "exec", "alice/web", "--timeout", "60", "--", "veggur", "vmi", "break",
+                "__x64_sys_getpid", "--socket", "/vmi/vmi.sock", "--pid", Integer.toString(pid), "--count", "7",
+                "--seconds", "45");
+        assertThat(traced.exitCode()).as(traced.stderr()).isZero();
+        assertThat(traced.stdout()).contains("7 hits").contains("pid " + pid + " (veggur-getpid)");
+        assertThat(console(web).awaitLine(Pattern.compile("VEGGUR-GETPID pid=(\\d+) calls=7 "), BOOT).group(1))
+                .isEqualTo(Integer.toString(pid));
+    }
+
+    @Test
+    @Order(7)
     void revokingTheGrant_endsBobsLiveSessionAndRemovesHisContainer() throws Exception {
         Path socket = environmentDirectory(web, "bob").resolve("vmi.sock");
         String container = containerOf(socket.getParent());
@@ -233,7 +252,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(7)
+    @Order(8)
     void agentKill9ThenRestart_readoptsVmsAndEnvironments_andLosesNoAuditRecord() throws Exception {
         Path before = agent.home.resolve("audit-before.jsonl");
         agent.kill9();
@@ -269,7 +288,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(8)
+    @Order(9)
     void auditVerify_findsATamperedRecord() throws Exception {
         Path copy = agent.home.resolve("tampered.db");
         try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + agent.home.resolve("agent/agent.db"));
@@ -290,7 +309,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(9)
+    @Order(10)
     void stoppingAVm_removesItsEnvironmentsContainers() throws Exception {
         Path directory = environmentDirectory(web);
         String container = containerOf(directory);
@@ -306,7 +325,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(10)
+    @Order(11)
     void aVmThatDiesOnItsOwn_losesItsEnvironmentToo() throws Exception {
         Path directory = environmentDirectory(lab);
         String container = containerOf(directory);

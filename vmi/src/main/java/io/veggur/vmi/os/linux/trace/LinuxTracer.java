@@ -76,6 +76,16 @@ public final class LinuxTracer {
         return symbols.address(symbol).isPresent();
     }
 
+    /** Calls {@code handler} at every entry of a kernel function, e.g. {@code onEntry("__x64_sys_getpid", h)}. */
+    public int onEntry(String function, EntryHandler handler) throws IOException {
+        return onEntry(address(function), 0, handler);
+    }
+
+    /** Calls {@code handler} at every return of a kernel function, with its return value. */
+    public int onReturn(String function, ReturnHandler handler) throws IOException {
+        return onReturn(address(function), 0, handler);
+    }
+
     /**
      * Calls {@code handler} at every entry of the function at {@code address} (see {@link #address}); with a
      * {@code pageTableRoot}, only while that address space is active (0: any).
