@@ -23,7 +23,9 @@ import picocli.CommandLine.Parameters;
         + "--set-return changes what the function returns (write role).")
 final class BreakCommand implements Callable<Integer> {
     @Mixin Target target;
-    @Parameters(paramLabel = "SYMBOL|ADDR") String where;
+    @Parameters(paramLabel = "SYMBOL|ADDR|phys:ADDR",
+            description = "A kernel symbol, a guest-virtual address, or a guest-physical address in the kernel image.")
+    String where;
     @Option(names = "--count", defaultValue = "10", description = "Stop after this many hits (default 10).") int count;
     @Option(names = "--seconds", defaultValue = "30", description = "Stop after this long at the latest (default 30).") int seconds;
     @Option(names = "--pid", description = "Only hits while this process's address space is active.") Integer pid;
@@ -38,7 +40,8 @@ final class BreakCommand implements Callable<Integer> {
         Long returnValue = setReturn == null ? null : Sizes.parseAddress(setReturn);
         try (TraceCommand.Traced traced = TraceCommand.Traced.open(target)) {
             LinuxTracer tracer = traced.tracer();
-            long address = where.startsWith("0x") ? Sizes.parseAddress(where) : tracer.address(where);
+            long address = where.startsWith("phys:") ? tracer.addressOfPhysical(Sizes.parseAddress(where.substring(5)))
+                    : where.startsWith("0x") ? Sizes.parseAddress(where) : tracer.address(where);
             long root = pid == null ? 0 : traced.pageTableRoot(pid);
             CountDownLatch done = new CountDownLatch(count);
             AtomicInteger hits = new AtomicInteger();

@@ -171,6 +171,27 @@ class BreakpointIT {
     }
 
     @Test
+    void aBreakpointAtAPhysicalAddress_firesWhereTheKernelRunsThatCode() throws Exception {
+        long physical;
+        try (IntrospectionSession session = IntrospectionSession.connect(vm.socket())) {
+            physical = KallsymsFinder.find(session.physicalMemory()).imagePhysical(getpid);
+        }
+        Process tool = Cli.start(vm.home, "vmi", "break", "phys:0x" + Long.toHexString(physical), "--vm", "bp-it",
+                "--count", "9", "--seconds", "60");
+        try {
+            BufferedReader stderr = new BufferedReader(new InputStreamReader(tool.getErrorStream(), StandardCharsets.UTF_8));
+            assertThat(stderr.readLine()).contains("(0x" + Long.toHexString(getpid) + ")");
+            vm.console.type("veggur-getpid 9");
+            await("VEGGUR-GETPID pid=\\d+ calls=9 ");
+            assertThat(tool.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            String stdout = new String(tool.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertThat(stdout).contains("9 hits").contains("(veggur-getpid) rip 0x" + Long.toHexString(getpid));
+        } finally {
+            tool.destroyForcibly();
+        }
+    }
+
+    @Test
     void aClientThatNeverAnswers_isOverruledByTheDeadline() throws Exception {
         AtomicLong expired = new AtomicLong();
         try (IntrospectionSession session = IntrospectionSession.connect(vm.socket())) {

@@ -30,6 +30,7 @@ public final class IntrospectionSession implements AutoCloseable {
     private final ProtocolClient client;
     private final Reply.Welcome welcome;
     private final boolean canReceiveFds;
+    private static final int HANDLER_DRAIN_SECONDS = 2;
     private ExecutorService debugThread;
     private final RemotePhysicalMemory remoteMemory;
     private MappedPhysicalMemory mappedMemory;
@@ -186,12 +187,33 @@ public final class IntrospectionSession implements AutoCloseable {
         }
     }
 
+    /**
+     * Closes the session. A debug handler still running gets up to {@value #HANDLER_DRAIN_SECONDS} s to finish, so the
+     * resolution it is about to send (new registers, say) is not lost to the close; the server resolves whatever
+     * remains when the connection ends.
+     */
     @Override
-    public synchronized void close() {
-        client.close();
-        if (debugThread != null) {
-            debugThread.shutdownNow();
+    public void close() {
+        ExecutorService handlers;
+        synchronized (this) {
+            handlers = debugThread;
         }
+        if (handlers != null) {
+            handlers.shutdown();
+            try {
+                if (!handlers.awaitTermination(HANDLER_DRAIN_SECONDS, java.util.concurrent.TimeUnit.SECONDS)) {
+                    handlers.shutdownNow();
+                }
+            } catch (InterruptedException e) {
+                handlers.shutdownNow();
+                Thread.currentThread().interrupt();
+            }
+        }
+        closeConnection();
+    }
+
+    private synchronized void closeConnection() {
+        client.close();
         if (mappedMemory != null) {
             mappedMemory.close();
         }

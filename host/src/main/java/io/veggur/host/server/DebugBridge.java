@@ -78,6 +78,11 @@ final class DebugBridge {
     private volatile Pending pending;
     /** The bridge's own steps also trap; those are not events. */
     private volatile boolean stepping;
+    /**
+     * Held while the guest's breakpoints change: a step over one removes it for a moment, and a client removing or
+     * adding one meanwhile must neither find it missing nor have it come back.
+     */
+    private final Object guestBreakpoints = new Object();
 
     DebugBridge(DebugControl control, PauseArbiter pauses) {
         this.control = control;
@@ -112,7 +117,9 @@ final class DebugBridge {
         }
         if (insert) {
             try {
-                control.insertBreakpoint(address);
+                synchronized (guestBreakpoints) {
+                    control.insertBreakpoint(address);
+                }
             } catch (IOException e) {
                 forget(id);
                 throw e;
@@ -175,12 +182,10 @@ final class DebugBridge {
 
     /** Removes the breakpoint from the guest once no client wants that address any more. */
     private void uninstall(Breakpoint breakpoint) throws IOException {
-        boolean stillWanted;
-        synchronized (this) {
-            stillWanted = installed.containsKey(breakpoint.address());
-        }
-        if (!stillWanted) {
-            control.removeBreakpoint(breakpoint.address());
+        synchronized (guestBreakpoints) {
+            if (!isInstalled(breakpoint.address())) {
+                control.removeBreakpoint(breakpoint.address());
+            }
         }
     }
 
@@ -301,12 +306,17 @@ final class DebugBridge {
      * the registers after it.
      */
     private Map<Register, Long> stepOver(int vcpu, long rip, Map<Register, Long> before) throws IOException {
-        control.removeBreakpoint(rip);
-        try {
-            return step(vcpu, before);
-        } finally {
-            if (isInstalled(rip)) {
-                control.insertBreakpoint(rip);
+        synchronized (guestBreakpoints) {
+            if (!isInstalled(rip)) {
+                return step(vcpu, before); // its last owner removed it meanwhile
+            }
+            control.removeBreakpoint(rip);
+            try {
+                return step(vcpu, before);
+            } finally {
+                if (isInstalled(rip)) {
+                    control.insertBreakpoint(rip);
+                }
             }
         }
     }

@@ -104,6 +104,21 @@ public final class KernelSymbols {
         return kernelVirtualAddress - KernelImage.START_KERNEL_MAP + physBase;
     }
 
+    /**
+     * The kernel-image virtual address through which code at a guest-physical address runs: the inverse of
+     * {@link #imagePhysical}, for addresses between _text and the image's last symbol.
+     *
+     * @throws IllegalArgumentException for a physical address outside the kernel image
+     */
+    public long imageVirtual(long physicalAddress) {
+        long virtual = physicalAddress - physBase + KernelImage.START_KERNEL_MAP;
+        if (Long.compareUnsigned(virtual, text) < 0 || symbolAt(virtual).isEmpty()) {
+            throw new IllegalArgumentException(("guest-physical 0x%x is not in the kernel image; breakpoints at other"
+                    + " physical addresses need the virtual address the code runs at").formatted(physicalAddress));
+        }
+        return virtual;
+    }
+
     /** Guest-physical address of _text, the start of the kernel image. */
     public long textPhysical() {
         return imagePhysical(text);

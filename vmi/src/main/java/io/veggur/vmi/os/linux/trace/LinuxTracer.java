@@ -72,6 +72,14 @@ public final class LinuxTracer {
         return symbols.address(symbol).orElseThrow(() -> new IllegalArgumentException("no kernel symbol '" + symbol + "'"));
     }
 
+    /**
+     * The virtual address to break on for code at a guest-physical address. The gdbstub breaks on virtual addresses
+     * only; kernel code runs through the image mapping, so this works for physical addresses inside the kernel image.
+     */
+    public long addressOfPhysical(long physicalAddress) {
+        return symbols.imageVirtual(physicalAddress);
+    }
+
     public boolean hasSymbol(String symbol) {
         return symbols.address(symbol).isPresent();
     }
