@@ -192,6 +192,24 @@ class BreakpointIT {
     }
 
     @Test
+    void singleStep_movesOnlyThePausedVcpu_oneInstructionAtATime_andResumeLetsTheGuestGoOn() throws Exception {
+        try (IntrospectionSession session = IntrospectionSession.connect(vm.socket())) {
+            assertRefused(() -> session.singleStep(0), ErrorCode.VM_UNAVAILABLE);
+            session.pause();
+            long rip = session.registers(0).get(Register.RIP);
+            for (int i = 0; i < 5; i++) {
+                var after = session.singleStep(0);
+                assertThat(session.registers(0).values()).as("the VM stays paused between steps").isEqualTo(after.values());
+                assertThat(after.get(Register.RIP)).as("step %d executed an instruction", i).isNotEqualTo(rip);
+                rip = after.get(Register.RIP);
+            }
+            assertRefused(() -> session.singleStep(7), ErrorCode.OUT_OF_RANGE);
+            session.resume();
+        }
+        assertNoBreakpointLeft(5007);
+    }
+
+    @Test
     void aClientThatNeverAnswers_isOverruledByTheDeadline() throws Exception {
         AtomicLong expired = new AtomicLong();
         try (IntrospectionSession session = IntrospectionSession.connect(vm.socket())) {

@@ -41,6 +41,9 @@ public sealed interface Request {
 
     record ClearBreakpoint(int breakpointId) implements Request {}
 
+    /** Executes one instruction on a vCPU of a VM this client holds paused; the reply is the vCPU's registers after. */
+    record SingleStep(int vcpu) implements Request {}
+
     /** How the client lets a vCPU go on after a {@link Event.Debug} it received. */
     enum Action { CONTINUE, STEP }
 

@@ -23,7 +23,7 @@ public final class WireCodec {
 
     public static final int HELLO = 0x01, READ_PHYSICAL = 0x02, WRITE_PHYSICAL = 0x03, GET_REGISTERS = 0x04,
             PAUSE = 0x05, RESUME = 0x06, GRANT_MEMORY_FD = 0x07, SUBSCRIBE_VM_EVENTS = 0x08, SET_BREAKPOINT = 0x09,
-            CLEAR_BREAKPOINT = 0x0A, RESOLVE_EVENT = 0x0B;
+            CLEAR_BREAKPOINT = 0x0A, RESOLVE_EVENT = 0x0B, SINGLE_STEP = 0x0C;
     static final int WELCOME = 0x81, DATA = 0x82, OK = 0x83, REGISTERS = 0x84, MEMORY_FD = 0x85, BREAKPOINT_SET = 0x86,
             ERROR = 0xFF;
     static final int VM_STATE_CHANGED = 0x101, DEBUG = 0x102, EVENT_EXPIRED = 0x103, EVENTS_DROPPED = 0x104;
@@ -54,6 +54,7 @@ public final class WireCodec {
             case Request.SetBreakpoint b -> Frame.allocate(requestId, SET_BREAKPOINT, 16)
                     .putLong(b.address()).putLong(b.pageTableRoot()).flip();
             case Request.ClearBreakpoint c -> Frame.allocate(requestId, CLEAR_BREAKPOINT, 4).putInt(c.breakpointId()).flip();
+            case Request.SingleStep step -> Frame.allocate(requestId, SINGLE_STEP, 4).putInt(step.vcpu()).flip();
             case Request.ResolveEvent r -> {
                 ByteBuffer b = Frame.allocate(requestId, RESOLVE_EVENT, 8 + 2 + 4 + 10 * r.registers().size());
                 b.putLong(r.eventId()).putShort((short) r.action().ordinal());
@@ -137,6 +138,7 @@ public final class WireCodec {
                 case SUBSCRIBE_VM_EVENTS -> new Request.SubscribeVmEvents();
                 case SET_BREAKPOINT -> new Request.SetBreakpoint(b.getLong(), b.getLong());
                 case CLEAR_BREAKPOINT -> new Request.ClearBreakpoint(b.getInt());
+                case SINGLE_STEP -> new Request.SingleStep(b.getInt());
                 case RESOLVE_EVENT -> {
                     long eventId = b.getLong();
                     int action = Short.toUnsignedInt(b.getShort());

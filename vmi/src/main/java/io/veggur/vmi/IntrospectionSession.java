@@ -139,6 +139,12 @@ public final class IntrospectionSession implements AutoCloseable {
         return ((Reply.BreakpointSet) client.call(new Request.SetBreakpoint(address, pageTableRoot)).reply()).breakpointId();
     }
 
+    /** Executes one instruction on a vCPU of a VM this session holds paused; returns its registers after. */
+    public VcpuRegisters singleStep(int vcpu) throws IOException {
+        Reply.Registers registers = (Reply.Registers) client.call(new Request.SingleStep(vcpu)).reply();
+        return new VcpuRegisters(registers.vcpu(), registers.values());
+    }
+
     public void clearBreakpoint(int breakpointId) throws IOException {
         client.call(new Request.ClearBreakpoint(breakpointId));
     }

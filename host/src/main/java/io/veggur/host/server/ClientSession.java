@@ -90,7 +90,7 @@ final class ClientSession {
      */
     private static boolean touchesVcpus(int type) {
         return type == WireCodec.GET_REGISTERS || type == WireCodec.PAUSE || type == WireCodec.RESUME
-                || type == WireCodec.SET_BREAKPOINT || type == WireCodec.CLEAR_BREAKPOINT;
+                || type == WireCodec.SET_BREAKPOINT || type == WireCodec.CLEAR_BREAKPOINT || type == WireCodec.SINGLE_STEP;
     }
 
     private void serve(Frame frame) {
@@ -190,6 +190,13 @@ final class ClientSession {
                 require(Capability.BREAKPOINTS, "breakpoints need the trace role");
                 debug().clearBreakpoint(this, clear.breakpointId());
                 yield new Reply.Ok();
+            }
+            case Request.SingleStep step -> {
+                require(Capability.BREAKPOINTS, "stepping needs the trace role");
+                if (step.vcpu() < 0 || step.vcpu() >= server.vcpus().vcpuCount()) {
+                    throw new ProtocolException(ErrorCode.OUT_OF_RANGE, "no vCPU " + step.vcpu());
+                }
+                yield new Reply.Registers(step.vcpu(), debug().singleStep(this, step.vcpu()));
             }
             case Request.ResolveEvent resolve -> {
                 require(Capability.BREAKPOINTS, "breakpoints need the trace role");

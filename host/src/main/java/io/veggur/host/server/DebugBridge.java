@@ -68,7 +68,8 @@ final class DebugBridge {
 
     private final DebugControl control;
     private final PauseArbiter pauses;
-    private final LinkedBlockingQueue<Integer> traps = new LinkedBlockingQueue<>();
+    /** Work on the debug thread: traps to handle, and clients' single steps. One at a time, in order. */
+    private final LinkedBlockingQueue<Runnable> work = new LinkedBlockingQueue<>();
     // Guarded by this.
     private final Map<Integer, Breakpoint> breakpoints = new HashMap<>();
     private final Map<Long, Integer> installed = new HashMap<>();
@@ -89,10 +90,10 @@ final class DebugBridge {
         this.pauses = pauses;
         control.onTrap(vcpu -> {
             if (!stepping) {
-                traps.add(vcpu);
+                work.add(() -> handleTrapAndRelease(vcpu));
             }
         });
-        Thread.ofPlatform().daemon().name("veggur-debug-events").start(this::handleTraps);
+        Thread.ofPlatform().daemon().name("veggur-debug-events").start(this::work);
     }
 
     boolean breakpointsInvisible() {
@@ -193,24 +194,60 @@ final class DebugBridge {
         return installed.containsKey(address);
     }
 
-    private void handleTraps() {
+    private void work() {
         while (true) {
-            int vcpu;
             try {
-                vcpu = traps.take();
+                work.take().run();
             } catch (InterruptedException e) {
                 return;
             }
+        }
+    }
+
+    private void handleTrapAndRelease(int vcpu) {
+        try {
+            handleTrap(vcpu);
+        } catch (IOException | RuntimeException e) {
+            LOG.log(Level.ERROR, "handling a trap on vCPU " + vcpu + " failed; letting the VM go on", e);
+        }
+        try {
+            pauses.releaseTrap(control);
+        } catch (IOException e) {
+            LOG.log(Level.ERROR, "could not let the VM go on after a trap", e);
+        }
+    }
+
+    /**
+     * One instruction on a vCPU of a VM the client holds paused, on the debug thread (so never in the middle of a
+     * trap's handling); the VM stays paused. Returns the registers after it.
+     */
+    Map<Register, Long> singleStep(ClientSession client, int vcpu) throws IOException {
+        if (!pauses.holds(client)) {
+            throw new ProtocolException(ErrorCode.VM_UNAVAILABLE, "pause the VM before stepping it");
+        }
+        CompletableFuture<Map<Register, Long>> result = new CompletableFuture<>();
+        work.add(() -> {
             try {
-                handleTrap(vcpu);
+                Map<Register, Long> before = control.stoppedRegisters(vcpu);
+                long rip = before.getOrDefault(Register.RIP, 0L);
+                result.complete(isInstalled(rip) ? stepOver(vcpu, rip, before) : step(vcpu, before));
             } catch (IOException | RuntimeException e) {
-                LOG.log(Level.ERROR, "handling a trap on vCPU " + vcpu + " failed; letting the VM go on", e);
+                result.completeExceptionally(e);
+            } finally {
+                try {
+                    pauses.releaseTrap(control);
+                } catch (IOException e) {
+                    LOG.log(Level.ERROR, "could not end a step's trap", e);
+                }
             }
-            try {
-                pauses.releaseTrap(control);
-            } catch (IOException e) {
-                LOG.log(Level.ERROR, "could not let the VM go on after a trap", e);
-            }
+        });
+        try {
+            return result.get();
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while stepping", e);
         }
     }
 

@@ -28,6 +28,10 @@ final class PauseArbiter {
         holders.add(holder);
     }
 
+    synchronized boolean holds(Object holder) {
+        return holders.contains(holder);
+    }
+
     /** Ends a breakpoint's hold on the VM: it runs again unless a client holds a pause. */
     synchronized void releaseTrap(DebugControl debug) throws IOException {
         debug.releaseTrap(holders.isEmpty());
