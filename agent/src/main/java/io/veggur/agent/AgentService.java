@@ -203,7 +203,7 @@ public final class AgentService {
         lock.lock();
         try {
             Vm vm = store.vm(environment.vmId()).orElseThrow();
-            store.recordEnvironmentHandle(environment.id(), ContainerEnvironments.containerName(environment.id()),
+            store.recordEnvironmentHandle(environment.id(), containers.containerName(environment.id()),
                     containers.socketDirectory(environment.id()));
             try {
                 containers.build(environment, vm);

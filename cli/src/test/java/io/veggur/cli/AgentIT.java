@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.veggur.agent.client.AgentClient;
 import io.veggur.agent.client.AgentException;
+import io.veggur.agent.environment.ContainerEnvironments;
 import io.veggur.agent.store.AgentStore;
 import io.veggur.agent.store.Flavor;
 import io.veggur.agent.store.Tenant;
@@ -266,12 +267,19 @@ class AgentIT {
             store.grant(bobTenant, "lab", "alice", Role.READ);
             store.createEnvironment(store.tenant("alice").orElseThrow(), new VmRef("bob", "lab"), Flavor.CONTAINER, Role.READ);
         }
-        TestDocker.docker("run", "-d", "--name", "veggur-env-999999", "--label", "io.veggur.env=999999",
-                "--network", "none", "--user", "65534:65534", agent.docker.image());
+        String agentId = ContainerEnvironments.agentId(new VeggurHome(agent.home));
+        String stray = "veggur-" + agentId + "-env-999999";
+        String foreign = "veggur-000000000000-env-999999"; // another agent's, on the same dockerd: not ours to remove
+        for (String[] container : new String[][] {{stray, agentId}, {foreign, "000000000000"}}) {
+            TestDocker.docker("run", "-d", "--name", container[0], "--label", "io.veggur.env=999999", "--label",
+                    "io.veggur.agent=" + container[1], "--network", "none", "--user", "65534:65534", agent.docker.image());
+        }
 
         agent.startAgain();
         refusal(() -> agent.client(alice).get("/v1/vms/bob/lab/environment"), 404);
-        assertThat(TestDocker.docker("ps", "-aq", "--filter", "name=^veggur-env-999999$")).isBlank();
+        assertThat(TestDocker.docker("ps", "-aq", "--filter", "name=^" + stray + "$")).isBlank();
+        assertThat(TestDocker.docker("ps", "-aq", "--filter", "name=^" + foreign + "$")).isNotBlank();
+        TestDocker.docker("rm", "-f", foreign);
         assertThat(agent.operator().get("/v1/audit?limit=10000").findValuesAsText("detail"))
                 .anySatisfy(detail -> assertThat(detail).contains("creating -> deleting: the agent stopped while building it"));
         JsonNode environment = agent.client(alice).get("/v1/vms/alice/web/environment");
@@ -367,7 +375,7 @@ class AgentIT {
     }
 
     private static String containerOf(Path directory) {
-        return "veggur-" + directory.getFileName();
+        return "veggur-" + ContainerEnvironments.agentId(new VeggurHome(agent.home)) + "-" + directory.getFileName();
     }
 
     /**

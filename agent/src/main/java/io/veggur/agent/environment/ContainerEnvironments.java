@@ -27,20 +27,25 @@ import java.util.stream.Stream;
  * <p>Every resource is named after the environment id, so teardown finds it even if the agent died before recording
  * it: the supervisor socket id {@code env-ID}, the socket directory {@code environments/env-ID} (0700, owned by the
  * environment's uid {@value #UID_BASE} + ID, which no other environment or host account has), and the container
- * {@code veggur-env-ID} labelled {@code io.veggur.env=ID} (and, for operators, {@code io.veggur.vm} with the VM's id
- * and {@code io.veggur.tenant}). The container mounts that directory and nothing else.
+ * {@code veggur-AGENT-env-ID} labelled {@code io.veggur.env=ID} and {@code io.veggur.agent=AGENT} (and, for
+ * operators, {@code io.veggur.vm} with the VM's id and {@code io.veggur.tenant}). The container mounts that directory
+ * and nothing else. AGENT names this agent's Veggur home (a hash of its path): several agents (a demo, a test) may
+ * share one dockerd, and each one only ever touches, adopts or removes its own containers.
  */
 public final class ContainerEnvironments {
     static final int UID_BASE = 200_000;
+    public static final String AGENT_LABEL = "io.veggur.agent";
     private static final Duration MAX_EXEC_TIME = Duration.ofMinutes(10);
 
     private final VeggurHome home;
     private final HostVms vms;
     private final DockerEngine docker;
     private final String image;
+    private final String agent;
 
     public ContainerEnvironments(VeggurHome home, HostVms vms, DockerEngine docker, String image) {
         this.home = home;
+        this.agent = agentId(home);
         this.vms = vms;
         this.docker = docker;
         this.image = image;
@@ -50,8 +55,19 @@ public final class ContainerEnvironments {
         return "env-" + environmentId;
     }
 
-    public static String containerName(long environmentId) {
-        return "veggur-env-" + environmentId;
+    /** The agent's name on the shared dockerd: 12 hex digits of a hash of its home's path. */
+    public static String agentId(VeggurHome home) {
+        try {
+            byte[] digest = java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(home.root().toAbsolutePath().normalize().toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            return java.util.HexFormat.of().formatHex(digest, 0, 6);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from the JDK", e);
+        }
+    }
+
+    public String containerName(long environmentId) {
+        return "veggur-" + agent + "-env-" + environmentId;
     }
 
     public Path socketDirectory(long environmentId) {
@@ -74,8 +90,8 @@ public final class ContainerEnvironments {
             Files.setAttribute(path, "unix:gid", uid, LinkOption.NOFOLLOW_LINKS);
         }
         return docker.start(new EnvironmentContainer(containerName(environment.id()), image, uid, directory,
-                Map.of(DockerEngine.ENV_LABEL, Long.toString(environment.id()), "io.veggur.vm", Long.toString(vm.id()),
-                        "io.veggur.tenant", environment.tenant())));
+                Map.of(DockerEngine.ENV_LABEL, Long.toString(environment.id()), AGENT_LABEL, agent,
+                        "io.veggur.vm", Long.toString(vm.id()), "io.veggur.tenant", environment.tenant())));
     }
 
     /**
@@ -116,9 +132,10 @@ public final class ContainerEnvironments {
         }
     }
 
-    /** Containers labelled as environments whose id is not in {@code known}: left by a crash, to be removed. */
+    /** This agent's environment containers whose id is not in {@code known}: left by a crash, to be removed. */
     public List<String> strayContainers(Set<Long> known) throws ContainerException {
         return docker.environments().stream()
+                .filter(status -> agent.equals(status.labels().get(AGENT_LABEL)))
                 .filter(status -> !known.contains(parseId(status.labels().get(DockerEngine.ENV_LABEL))))
                 .map(ContainerStatus::name)
                 .collect(Collectors.toList());

@@ -468,7 +468,7 @@ public final class AgentStore implements AutoCloseable {
      * Records the environment's resources as soon as they exist, so that teardown finds them after a crash. Allowed
      * while CREATING or DELETING (a tenant may delete an environment that is still being built). False if the
      * environment is gone or in another state: the caller then owns what it created and must remove it itself.
-     * Naming resources after the environment id (e.g. container {@code veggur-env-ID}) makes them findable even
+     * Naming resources after the environment id (e.g. container {@code veggur-AGENT-env-ID}) makes them findable even
      * before they are recorded.
      */
     public boolean recordEnvironmentHandle(long id, String handle, Path socketDirectory) {

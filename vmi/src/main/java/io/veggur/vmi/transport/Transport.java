@@ -5,9 +5,10 @@ import java.nio.file.Path;
 
 /**
  * Where an introspection socket is and how to reach it. Endpoints are written as URIs: {@code unix:/path/vmi.sock}
- * (or a bare path). Further schemes (tcp, tls, serial, vsock) plug in here.
+ * (or a bare path), {@code tcp://HOST:PORT} ({@link TcpTransport}), {@code tls://HOST:PORT[?identity=FILE]}
+ * ({@link TlsTransport}). Further schemes (serial, vsock) plug in here.
  */
-public sealed interface Transport permits UnixSocketTransport {
+public sealed interface Transport permits UnixSocketTransport, TcpTransport, TlsTransport {
     Connection open() throws IOException;
 
     /** A human-readable endpoint, safe to print. */
@@ -17,8 +18,15 @@ public sealed interface Transport permits UnixSocketTransport {
         if (endpoint.startsWith("unix:")) {
             return new UnixSocketTransport(Path.of(endpoint.substring("unix:".length())));
         }
+        if (endpoint.startsWith("tcp:")) {
+            return TcpTransport.parse(endpoint);
+        }
+        if (endpoint.startsWith("tls:")) {
+            return TlsTransport.parse(endpoint, System.getenv());
+        }
         if (endpoint.matches("^[a-z][a-z0-9+.-]*:.*") && !endpoint.startsWith("/")) {
-            throw new IllegalArgumentException("unsupported endpoint scheme in '" + endpoint + "' (supported: unix:PATH)");
+            throw new IllegalArgumentException("unsupported endpoint scheme in '" + endpoint
+                    + "' (supported: unix:PATH, tcp://HOST:PORT, tls://HOST:PORT[?identity=FILE])");
         }
         return new UnixSocketTransport(Path.of(endpoint));
     }
