@@ -278,8 +278,8 @@ public final class AgentService {
         } catch (IOException e) {
             LOG.log(Level.WARNING, "collecting refusals of " + vm.hostName() + ": " + e.getMessage());
         }
-        for (Environment environment : store.environmentsIn(EnvironmentState.DELETING)) {
-            if (environment.vmId() != vmId) {
+        for (Environment environment : store.environmentsOf(vmId)) {
+            if (environment.state() != EnvironmentState.DELETING) {
                 continue;
             }
             try {
@@ -296,7 +296,7 @@ public final class AgentService {
      * Appends what the VM's sockets refused since the last collection from this run of its supervisor. Caller holds
      * the VM's lock. A VM that is not running has nothing to collect.
      */
-    void collectRefusals(Vm vm) throws IOException {
+    private void collectRefusals(Vm vm) throws IOException {
         Optional<VmInfo> info = vms.info(vm);
         if (info.isEmpty() || info.get().supervisorPid() <= 0 || HostVms.phase(info.get()) != Phase.RUNNING) {
             return;

@@ -13,11 +13,7 @@ import io.veggur.host.vm.VmState.Phase;
 import java.io.IOException;
 import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
-import java.util.ArrayList;
-import java.util.HashSet;
-import java.util.List;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -79,7 +75,7 @@ final class Reconciler {
         if (hostPhase != vm.state() && hostPhase != Phase.STARTING && hostPhase != Phase.STOPPING) {
             vm = store.setVmState(vm.id(), hostPhase);
         }
-        for (Environment environment : environmentsOf(vm)) {
+        for (Environment environment : store.environmentsOf(vm.id())) {
             switch (environment.state()) {
                 case CREATING -> store.transitionEnvironment(environment.id(), EnvironmentState.CREATING,
                         EnvironmentState.DELETING, "the agent stopped while building it");
@@ -92,26 +88,11 @@ final class Reconciler {
                 default -> { }
             }
         }
-        service.finishDeletions(vm.id());
-        if (vm.state() == Phase.RUNNING) {
-            service.collectRefusals(vm);
-        }
-    }
-
-    private List<Environment> environmentsOf(Vm vm) {
-        List<Environment> result = new ArrayList<>();
-        for (EnvironmentState state : List.of(EnvironmentState.CREATING, EnvironmentState.READY)) {
-            store.environmentsIn(state).stream().filter(e -> e.vmId() == vm.id()).forEach(result::add);
-        }
-        return result;
+        service.finishDeletions(vm.id()); // which first collects the VM's refusals
     }
 
     private void removeStrayContainers() throws ContainerException {
-        Set<Long> known = new HashSet<>();
-        for (EnvironmentState state : EnvironmentState.values()) {
-            store.environmentsIn(state).forEach(environment -> known.add(environment.id()));
-        }
-        for (String name : containers.strayContainers(known)) {
+        for (String name : containers.strayContainers(store.environmentIds())) {
             LOG.log(Level.INFO, "removing stray environment container " + name);
             containers.removeContainer(name);
             store.audit().append(AuditEntry.allowed(AgentStore.AGENT, "env.stray.remove", "container:" + name, null));

@@ -164,8 +164,7 @@ final class DemoCommand implements Callable<Integer> {
         for (String arg : argv) {
             body.withArray("argv").add(arg);
         }
-        int slash = vm.indexOf('/');
-        return client.post(AgentClient.vmPath(vm.substring(0, slash), vm.substring(slash + 1)) + "/environment/exec", body);
+        return client.post(AgentConnection.vmPath(vm) + "/environment/exec", body);
     }
 
     private static String text(JsonNode result, String field) throws IOException {

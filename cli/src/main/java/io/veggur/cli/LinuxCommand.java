@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -216,9 +217,9 @@ final class LinuxCommand {
                 return each;
             });
             int processes = (int) nanos[count];
-            long[] sorted = java.util.Arrays.copyOf(nanos, count);
-            java.util.Arrays.sort(sorted);
-            double mean = java.util.Arrays.stream(sorted).average().orElse(0) / 1000.0;
+            long[] sorted = Arrays.copyOf(nanos, count);
+            Arrays.sort(sorted);
+            double mean = Arrays.stream(sorted).average().orElse(0) / 1000.0;
             double median = sorted[count / 2] / 1000.0;
             double p90 = sorted[(int) Math.min(count - 1, count * 9L / 10)] / 1000.0;
             if (json) {

@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -195,7 +196,7 @@ final class VmiCommand {
             try (IntrospectionSession session = target.connect()) {
                 session.subscribeVmEvents(event -> {
                     if (event instanceof Event.VmStateChanged changed) {
-                        System.out.println("vm " + changed.state().name().toLowerCase(java.util.Locale.ROOT)
+                        System.out.println("vm " + changed.state().name().toLowerCase(Locale.ROOT)
                                 + (changed.reason() == null || changed.reason().isEmpty() ? "" : " (" + changed.reason() + ")"));
                         System.out.flush();
                     }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.veggur.agent.client.AgentClient;
+import io.veggur.agent.environment.ContainerEnvironments;
 import io.veggur.host.vm.VeggurHome;
 import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
@@ -100,14 +101,10 @@ final class TestAgent implements AutoCloseable {
             for (VmInfo vm : manager.list()) {
                 manager.stop(vm.name());
             }
-            for (String line : TestDocker.docker("ps", "-aq", "--filter", "label=io.veggur.vm").lines().toList()) {
-                if (!line.isBlank()) {
-                    // only this home's environments carry its socket directories
-                    String mounts = TestDocker.docker("inspect", "--format", "{{range .Mounts}}{{.Source}}{{end}}", line.trim());
-                    if (mounts.startsWith(home.toString())) {
-                        TestDocker.docker("rm", "-f", line.trim());
-                    }
-                }
+            String agentId = ContainerEnvironments.agentId(new VeggurHome(home));
+            for (String id : TestDocker.docker("ps", "-aq", "--filter", "label=" + ContainerEnvironments.AGENT_LABEL + "="
+                    + agentId).lines().toList()) {
+                TestDocker.docker("rm", "-f", id.trim());
             }
             try (Stream<Path> files = Files.walk(home)) {
                 files.sorted(Comparator.reverseOrder()).forEach(path -> path.toFile().delete());

@@ -37,7 +37,14 @@ public sealed interface Request {
      * A breakpoint at a guest-virtual address, hit on any vCPU; {@code pageTableRoot} 0 means any address space (kernel
      * code), otherwise only hits while CR3 (without its flag and PCID bits) equals it are reported.
      */
-    record SetBreakpoint(long address, long pageTableRoot) implements Request {}
+    record SetBreakpoint(long address, long pageTableRoot) implements Request {
+        /**
+         * What of CR3 (and of {@code pageTableRoot}) is compared: bits 13-51, without flags and PCID (bits 0-11) and
+         * without the PTI user-half bit (12), so a process's root matches in user and kernel mode alike. Without PTI,
+         * two roots that differ only in bit 12 cannot be told apart.
+         */
+        public static final long PAGE_TABLE_ROOT_MASK = 0x000f_ffff_ffff_e000L;
+    }
 
     record ClearBreakpoint(int breakpointId) implements Request {}
 

@@ -14,8 +14,10 @@ import io.veggur.vmi.transport.Transport;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.Set;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
 /**
@@ -188,7 +190,7 @@ public final class IntrospectionSession implements AutoCloseable {
     public IOException awaitEnd() throws InterruptedException {
         try {
             return client.ended().get();
-        } catch (java.util.concurrent.ExecutionException e) {
+        } catch (ExecutionException e) {
             throw new IllegalStateException("the end of a session cannot fail", e);
         }
     }
@@ -207,7 +209,7 @@ public final class IntrospectionSession implements AutoCloseable {
         if (handlers != null) {
             handlers.shutdown();
             try {
-                if (!handlers.awaitTermination(HANDLER_DRAIN_SECONDS, java.util.concurrent.TimeUnit.SECONDS)) {
+                if (!handlers.awaitTermination(HANDLER_DRAIN_SECONDS, TimeUnit.SECONDS)) {
                     handlers.shutdownNow();
                 }
             } catch (InterruptedException e) {

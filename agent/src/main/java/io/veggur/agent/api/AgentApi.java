@@ -27,7 +27,6 @@ import io.veggur.agent.store.VmRef;
 import java.io.IOException;
 import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -265,7 +264,7 @@ public final class AgentApi {
         if (!request.content().hasEntity()) {
             return JSON.createObjectNode();
         }
-        JsonNode body = JSON.readTree(request.content().as(String.class).getBytes(StandardCharsets.UTF_8));
+        JsonNode body = JSON.readTree(request.content().as(byte[].class));
         if (body == null || !body.isObject()) {
             throw new IllegalArgumentException("the request body must be a JSON object");
         }

@@ -14,6 +14,7 @@ import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import org.flywaydb.core.Flyway;
 import org.jdbi.v3.core.Handle;
 import org.jdbi.v3.core.Jdbi;
@@ -39,8 +40,8 @@ import org.sqlite.SQLiteDataSource;
  *     role. Whatever breaks that (a revoked or lowered grant, the VM leaving RUNNING) moves the environment to DELETING
  *     in the same transaction; the agent then tears it down and removes it. So stopping a VM always lets its owner
  *     delete it once teardown is done, whatever state other tenants' environments were in.</li>
- * <li>Work in progress is a state, never only a thread: {@link #pendingEnvironments()} is what a restarted agent must
- *     finish or roll back.</li>
+ * <li>Work in progress is a state, never only a thread: the CREATING and DELETING rows of {@link #environmentsOf}
+ *     are what a restarted agent must finish or roll back.</li>
  * </ul>
  *
  * <p>Changes the agent makes on its own (state reported by a supervisor, teardown) are audited as actor
@@ -446,22 +447,20 @@ public final class AgentStore implements AutoCloseable {
         return jdbi.withHandle(h -> environment(h, id));
     }
 
-    /** Environments in {@code state}, oldest first: READY ones are what a restarted agent re-adopts. */
-    public List<Environment> environmentsIn(EnvironmentState state) {
-        return jdbi.withHandle(h -> h.createQuery(ENVIRONMENTS + " WHERE e.state = :state ORDER BY e.id")
-                .bind("state", Names.text(state))
+    /**
+     * Every environment of one VM, oldest first, whatever its state: what the agent reconciles for that VM (READY ones
+     * are re-adopted; CREATING and DELETING ones are work a restarted agent must roll back or finish).
+     */
+    public List<Environment> environmentsOf(long vmId) {
+        return jdbi.withHandle(h -> h.createQuery(ENVIRONMENTS + " WHERE e.vm_id = :vm ORDER BY e.id")
+                .bind("vm", vmId)
                 .map(AgentStore::environmentRow)
                 .list());
     }
 
-    /**
-     * CREATING and DELETING environments, oldest first: work a restarted agent must finish or roll back (a CREATING
-     * one is usually rolled back by moving it to DELETING; a DELETING one is torn down and removed).
-     */
-    public List<Environment> pendingEnvironments() {
-        return jdbi.withHandle(h -> h.createQuery(ENVIRONMENTS + " WHERE e.state IN ('creating', 'deleting') ORDER BY e.id")
-                .map(AgentStore::environmentRow)
-                .list());
+    /** The ids of all environments, in any state: containers labelled with any other id are strays. */
+    public Set<Long> environmentIds() {
+        return jdbi.withHandle(h -> h.createQuery("SELECT id FROM environments").mapTo(Long.class).set());
     }
 
     /**

@@ -2,7 +2,7 @@ package io.veggur.agent.store;
 
 /**
  * The life cycle of an environment. CREATING and DELETING are work in progress that a restarted agent must finish
- * or roll back ({@link AgentStore#pendingEnvironments()}); READY environments are re-adopted; FAILED ones hold no
+ * or roll back ({@link AgentStore#environmentsOf}); READY environments are re-adopted; FAILED ones hold no
  * access and stay, to say why, until their tenant deletes them (or a revoke or the VM's stop does). Every environment
  * ends through DELETING, where its resources are torn down before the row is removed.
  *

@@ -7,6 +7,7 @@ import io.veggur.agent.audit.AuditRecord;
 import io.veggur.host.server.Role;
 import io.veggur.host.vm.VmState;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -30,6 +31,11 @@ class EnvironmentLifecycleTest {
         web = store.setVmState(store.createVm(alice, "web", 256, 1).id(), VmState.Phase.RUNNING);
     }
 
+    /** Web's unfinished environments (CREATING or DELETING), oldest first. */
+    private List<Environment> pending() {
+        return store.environmentsOf(web.id()).stream().filter(e -> e.state().pending()).toList();
+    }
+
     @AfterEach
     void close() {
         store.close();
@@ -43,7 +49,7 @@ class EnvironmentLifecycleTest {
         assertThat(created.vm()).isEqualTo(WEB);
         assertThat(created.tenant()).isEqualTo("alice");
         assertThat(created.handle()).isNull();
-        assertThat(store.pendingEnvironments()).containsExactly(created);
+        assertThat(pending()).containsExactly(created);
         assertThat(store.environment(alice, WEB)).contains(created);
     }
 
@@ -54,14 +60,15 @@ class EnvironmentLifecycleTest {
 
         assertThat(store.recordEnvironmentHandle(env.id(), "c0ffee", sockets)).isTrue();
         assertThat(store.transitionEnvironment(env.id(), EnvironmentState.CREATING, EnvironmentState.READY, null)).isTrue();
-        assertThat(store.pendingEnvironments()).isEmpty();
-        assertThat(store.environmentsIn(EnvironmentState.READY)).singleElement()
+        assertThat(pending()).isEmpty();
+        assertThat(store.environmentsOf(web.id())).singleElement()
+                .satisfies(e -> assertThat(e.state()).isEqualTo(EnvironmentState.READY))
                 .satisfies(e -> assertThat(e.handle()).isEqualTo("c0ffee"))
                 .satisfies(e -> assertThat(e.socketDirectory()).isEqualTo(sockets));
 
         Environment deleting = store.deleteEnvironment(alice, WEB).orElseThrow();
         assertThat(deleting.state()).isEqualTo(EnvironmentState.DELETING);
-        assertThat(store.pendingEnvironments()).extracting(Environment::id).containsExactly(env.id());
+        assertThat(pending()).extracting(Environment::id).containsExactly(env.id());
         assertThat(store.removeEnvironment(env.id())).isTrue();
 
         assertThat(store.environment(alice, WEB)).isEmpty();
@@ -135,7 +142,7 @@ class EnvironmentLifecycleTest {
 
         store.setVmState(web.id(), VmState.Phase.STOPPING);
 
-        assertThat(store.pendingEnvironments()).singleElement()
+        assertThat(pending()).singleElement()
                 .satisfies(e -> assertThat(e.state()).isEqualTo(EnvironmentState.DELETING))
                 .satisfies(e -> assertThat(e.detail()).isEqualTo("the VM is stopping"));
     }
@@ -147,7 +154,7 @@ class EnvironmentLifecycleTest {
         store.transitionEnvironment(bobs.id(), EnvironmentState.CREATING, EnvironmentState.FAILED, "image missing");
 
         store.setVmState(web.id(), VmState.Phase.STOPPED);
-        assertThat(store.pendingEnvironments()).extracting(Environment::id).containsExactly(bobs.id());
+        assertThat(pending()).extracting(Environment::id).containsExactly(bobs.id());
         store.removeEnvironment(bobs.id());
 
         assertThat(store.deleteVm(alice, "web")).isTrue();

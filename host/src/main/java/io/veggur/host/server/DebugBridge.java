@@ -6,8 +6,8 @@ import io.veggur.protocol.ProtocolException;
 import io.veggur.protocol.Register;
 import io.veggur.protocol.Request;
 import java.io.IOException;
-import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
+import java.lang.System.Logger;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -15,6 +15,7 @@ import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -44,8 +45,6 @@ final class DebugBridge {
     static final int MAX_EVENTS_PER_SECOND = 20_000;
     static final int MAX_STEPS_PER_EVENT = 10_000;
     static final int MAX_STEP_ATTEMPTS = 16;
-    /** CR3 without its flag bits and PCID (bits 0-11) and the PTI user-half bit (12). */
-    static final long PAGE_TABLE_ROOT_MASK = 0x000f_ffff_ffff_e000L;
     static final Set<Register> WRITABLE = EnumSet.of(Register.RAX, Register.RBX, Register.RCX, Register.RDX,
             Register.RSI, Register.RDI, Register.RBP, Register.RSP, Register.R8, Register.R9, Register.R10, Register.R11,
             Register.R12, Register.R13, Register.R14, Register.R15, Register.RIP, Register.RFLAGS);
@@ -113,7 +112,8 @@ final class DebugBridge {
                         + " breakpoints per client and " + MAX_BREAKPOINTS_PER_VM + " per VM");
             }
             id = nextBreakpointId++;
-            breakpoints.put(id, new Breakpoint(id, owner, address, pageTableRoot & PAGE_TABLE_ROOT_MASK));
+            breakpoints.put(id, new Breakpoint(id, owner, address,
+                    pageTableRoot & Request.SetBreakpoint.PAGE_TABLE_ROOT_MASK));
             insert = installed.merge(address, 1, Integer::sum) == 1;
         }
         if (insert) {
@@ -254,7 +254,7 @@ final class DebugBridge {
     private void handleTrap(int vcpu) throws IOException {
         Map<Register, Long> registers = control.stoppedRegisters(vcpu);
         long rip = registers.getOrDefault(Register.RIP, 0L);
-        long root = registers.getOrDefault(Register.CR3, 0L) & PAGE_TABLE_ROOT_MASK;
+        long root = registers.getOrDefault(Register.CR3, 0L) & Request.SetBreakpoint.PAGE_TABLE_ROOT_MASK;
         List<Breakpoint> hits = new ArrayList<>();
         synchronized (this) {
             for (Breakpoint breakpoint : breakpoints.values()) {
@@ -384,7 +384,7 @@ final class DebugBridge {
 
     private static boolean sameState(Map<Register, Long> before, Map<Register, Long> after) {
         for (Register register : WRITABLE) {
-            if (!java.util.Objects.equals(before.get(register), after.get(register))) {
+            if (!Objects.equals(before.get(register), after.get(register))) {
                 return false;
             }
         }

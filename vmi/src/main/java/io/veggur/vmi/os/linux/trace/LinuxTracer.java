@@ -24,8 +24,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * address are told apart. Handlers run one at a time on the session's debug thread; the VM waits meanwhile.
  */
 public final class LinuxTracer {
-    /** Mask for CR3: without flag and PCID bits, and without PTI's user-half bit. */
-    public static final long PAGE_TABLE_ROOT_MASK = 0x000f_ffff_ffff_e000L;
+    /** The page-table address in CR3 (bits 12-51), without flags and PCID. */
+    private static final long CR3_ADDRESS = 0x000f_ffff_ffff_f000L;
 
     /** What a handler is told: the vCPU, its registers, and the task that was running. */
     public record Hit(int vcpu, Map<Register, Long> registers, LinuxTask task) {
@@ -122,9 +122,12 @@ public final class LinuxTracer {
         return kernel.task(kernel.kernelMemory().readLong(perCpu + currentTaskOffset));
     }
 
-    /** The address space of a hit: the interrupted process's user memory and the kernel. */
+    /**
+     * The address space of a hit in kernel code: the interrupted process's user memory and the kernel (with PTI,
+     * kernel mode runs on the process's kernel PGD, which maps both).
+     */
     public VirtualMemory addressSpace(Map<Register, Long> registers) {
-        return kernel.addressSpace(registers.getOrDefault(Register.CR3, 0L) & PAGE_TABLE_ROOT_MASK);
+        return kernel.addressSpace(registers.getOrDefault(Register.CR3, 0L) & CR3_ADDRESS);
     }
 
     private DebugHandler.Resolution dispatch(Event.Debug event) throws IOException {
