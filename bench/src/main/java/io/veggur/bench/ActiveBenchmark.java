@@ -1,5 +1,11 @@
 package io.veggur.bench;
 
+import static io.veggur.bench.BenchHost.cpuModel;
+import static io.veggur.bench.BenchHost.dockerVersion;
+import static io.veggur.bench.BenchHost.loadAverage;
+import static io.veggur.bench.BenchHost.median;
+import static io.veggur.bench.BenchHost.required;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.veggur.agent.Agent;
@@ -23,7 +29,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -34,7 +39,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 
 /**
  * Active introspection after the paper's figure 5 (issue 6), through an in-process agent in a throw-away home, one
@@ -149,8 +153,8 @@ public final class ActiveBenchmark {
 
     private void run(int rounds) throws Exception {
         String load = loadAverage();
-        String dockerHost = required("VEGGUR_DOCKER_HOST");
-        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE")));
+        String dockerHost = required("VEGGUR_DOCKER_HOST", "bench/active.sh");
+        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE", "bench/active.sh")));
         String operatorToken = Files.readString(home.resolve("agent/operator.token")).strip();
         AgentClient operator = new AgentClient(URI.create(agent.url()), operatorToken);
         String token = operator.post("/v1/tenants", operator.json().put("name", NAME)).path("token").asText();
@@ -603,80 +607,26 @@ public final class ActiveBenchmark {
         }
     }
 
-    private static double median(long[] values) {
-        return median(Arrays.stream(values).asDoubleStream().toArray());
-    }
-
-    /** The middle value, or the mean of the two middle ones. */
-    private static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        int n = sorted.length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-    }
-
-    private static String cpuModel() throws IOException {
-        try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
-            return lines.filter(l -> l.startsWith("model name")).findFirst().map(l -> l.substring(l.indexOf(':') + 1).strip())
-                    .orElse("unknown CPU");
-        }
-    }
-
-    private static String loadAverage() throws IOException {
-        String[] fields = Files.readString(Path.of("/proc/loadavg")).split(" ");
-        return fields[0] + " " + fields[1] + " " + fields[2];
-    }
-
-    private static String firstLine(String... command) {
-        try {
-            Process process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-            String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-            return process.waitFor() == 0 && !out.isEmpty() ? out.lines().findFirst().orElse("unknown") : "unknown";
-        } catch (IOException e) {
-            return "unknown";
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return "unknown";
-        }
-    }
-
     private static String qemuVersion() {
-        return firstLine("qemu-system-x86_64", "--version");
-    }
-
-    private static String dockerVersion(String dockerHost) {
-        return firstLine("docker", "--host", dockerHost, "version", "--format", "{{.Server.Version}}");
+        return BenchHost.firstLine("qemu-system-x86_64", "--version");
     }
 
     // ---- set-up and clean-up
-
-    private static String required(String variable) {
-        String value = System.getenv(variable);
-        if (value == null || value.isBlank()) {
-            throw new IllegalStateException(variable + " is not set (bench/active.sh sets it)");
-        }
-        return value;
-    }
 
     private static void progress(String format, Object... args) {
         System.err.printf("activebench: " + format + "%n", args);
     }
 
-    private interface Step {
-        void run() throws Exception;
-    }
-
     /**
-     * Idempotent: native tracers still running (by their process handles), the environment and the VM through the API
-     * (the VM's DELETE stops it and removes its RAM file), then the agent, which leaves VMs running when it stops, so a
-     * VM the API could not delete is stopped directly.
+     * Idempotent: native tracers still running (by their process handles), then the rest as
+     * {@link BenchHost#tearDown} does it.
      */
     private void cleanUp() {
         if (!cleaned.compareAndSet(false, true)) {
             return;
         }
         for (Process process : processes) {
-            attempt("stop tracer " + process.pid(), () -> {
+            BenchHost.attempt(message -> progress("%s", message), "stop tracer " + process.pid(), () -> {
                 process.destroy();
                 if (!process.waitFor(5, TimeUnit.SECONDS)) {
                     process.destroyForcibly();
@@ -686,38 +636,7 @@ public final class ActiveBenchmark {
         if (console != null) {
             console.close();
         }
-        if (tenant != null) {
-            attempt("delete the environment", () -> {
-                if (!tenant.get("/v1/environments").isEmpty()) {
-                    tenant.delete(VM + "/environment");
-                }
-            });
-            attempt("delete the VM", () -> tenant.delete(VM));
-        }
-        if (agent != null) {
-            attempt("stop the agent", agent::close);
-        }
-        attempt("stop leftover VMs", () -> {
-            VmManager vms = new VmManager(new VeggurHome(home));
-            for (VmInfo vm : vms.list()) {
-                vms.stop(vm.name());
-            }
-        });
         background.shutdownNow();
-        attempt("remove " + home, () -> {
-            try (Stream<Path> paths = Files.walk(home)) {
-                for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.deleteIfExists(p);
-                }
-            }
-        });
-    }
-
-    private static void attempt(String what, Step step) {
-        try {
-            step.run();
-        } catch (Exception e) {
-            progress("clean-up: could not %s: %s", what, e);
-        }
+        BenchHost.tearDown(tenant, VM, agent, home, message -> progress("%s", message));
     }
 }

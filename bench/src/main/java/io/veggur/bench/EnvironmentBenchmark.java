@@ -1,5 +1,11 @@
 package io.veggur.bench;
 
+import static io.veggur.bench.BenchHost.cpuModel;
+import static io.veggur.bench.BenchHost.dockerVersion;
+import static io.veggur.bench.BenchHost.loadAverage;
+import static io.veggur.bench.BenchHost.median;
+import static io.veggur.bench.BenchHost.required;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.veggur.agent.Agent;
@@ -17,12 +23,10 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 
 /**
  * The container flavor measured end to end (issue 4), through an in-process agent in a throw-away home:
@@ -86,8 +90,8 @@ public final class EnvironmentBenchmark {
 
     private void run(int deployRounds, int listRounds) throws Exception {
         String load = loadAverage();
-        String dockerHost = required("VEGGUR_DOCKER_HOST");
-        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE")));
+        String dockerHost = required("VEGGUR_DOCKER_HOST", "bench/environments.sh");
+        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE", "bench/environments.sh")));
         String operatorToken = Files.readString(home.resolve("agent/operator.token")).strip();
         AgentClient operator = new AgentClient(URI.create(agent.url()), operatorToken);
         String token = operator.post("/v1/tenants", operator.json().put("name", NAME)).path("token").asText();
@@ -143,7 +147,7 @@ public final class EnvironmentBenchmark {
             }
             lists[i] = new JsonNode[] {nativeRun, containerRun, launcherRun};
             progress("process lists %d/%d: native %.1f us, container %.1f us, container launcher %.1f us", i + 1,
-                    listRounds, median(nativeRun), median(containerRun), median(launcherRun));
+                    listRounds, medianMicros(nativeRun), medianMicros(containerRun), medianMicros(launcherRun));
         }
         report(load, dockerHost, vm, boot, put, total, execTrue, version, lists);
     }
@@ -179,11 +183,7 @@ public final class EnvironmentBenchmark {
         return JSON.readTree(out);
     }
 
-    private interface Step {
-        void run() throws Exception;
-    }
-
-    private static long timed(Step step) throws Exception {
+    private static long timed(BenchHost.Step step) throws Exception {
         long start = System.nanoTime();
         step.run();
         return System.nanoTime() - start;
@@ -195,7 +195,7 @@ public final class EnvironmentBenchmark {
                         long[] execTrue, long[] version, JsonNode[][] lists) throws Exception {
         System.out.printf("Machine: %d CPUs (%s), kernel %s, Docker %s, image %s, QEMU accel %s, load average %s before,"
                 + " %s after%n%n", Runtime.getRuntime().availableProcessors(), cpuModel(), System.getProperty("os.version"),
-                dockerVersion(dockerHost), required("VEGGUR_IMAGE"), vm.accel(), loadBefore, loadAverage());
+                dockerVersion(dockerHost), required("VEGGUR_IMAGE", "bench/environments.sh"), vm.accel(), loadBefore, loadAverage());
 
         System.out.printf("Deployment, %d rounds (PUT environment, then `veggur vmi info` exec'd in it):%n%n", put.length);
         System.out.println("| step | median | min | max |");
@@ -213,11 +213,11 @@ public final class EnvironmentBenchmark {
         double[] ratios = new double[lists.length];
         double[] launcherRatios = new double[lists.length];
         for (int i = 0; i < lists.length; i++) {
-            double nativeMedian = median(lists[i][0]);
-            ratios[i] = median(lists[i][1]) / nativeMedian;
-            launcherRatios[i] = median(lists[i][2]) / nativeMedian;
-            System.out.printf("| %d | %.1f | %.1f | %.3f | %.1f | %.3f |%n", i + 1, nativeMedian, median(lists[i][1]),
-                    ratios[i], median(lists[i][2]), launcherRatios[i]);
+            double nativeMedian = medianMicros(lists[i][0]);
+            ratios[i] = medianMicros(lists[i][1]) / nativeMedian;
+            launcherRatios[i] = medianMicros(lists[i][2]) / nativeMedian;
+            System.out.printf("| %d | %.1f | %.1f | %.3f | %.1f | %.3f |%n", i + 1, nativeMedian, medianMicros(lists[i][1]),
+                    ratios[i], medianMicros(lists[i][2]), launcherRatios[i]);
         }
         System.out.printf("| **median** | | | **%.3f** | | **%.3f** |%n", median(ratios), median(launcherRatios));
         System.out.printf("%nMeans (µs, all rounds): native %s; container %s; launcher %s%n", means(lists, 0), means(lists, 1),
@@ -225,8 +225,7 @@ public final class EnvironmentBenchmark {
     }
 
     private static void row(String step, long[] nanos) {
-        double[] values = Arrays.stream(nanos).asDoubleStream().toArray();
-        System.out.printf("| %s | %d ms | %d ms | %d ms |%n", step, millis(Math.round(median(values))),
+        System.out.printf("| %s | %d ms | %d ms | %d ms |%n", step, millis(Math.round(median(nanos))),
                 millis(Arrays.stream(nanos).min().orElseThrow()), millis(Arrays.stream(nanos).max().orElseThrow()));
     }
 
@@ -234,94 +233,24 @@ public final class EnvironmentBenchmark {
         return String.join(", ", Arrays.stream(lists).map(r -> String.format("%.1f", r[side].path("meanMicros").asDouble())).toList());
     }
 
-    private static double median(JsonNode bench) {
+    /** What one `vmi bench --json` run reports as its median, in µs per list. */
+    private static double medianMicros(JsonNode bench) {
         return bench.path("medianMicros").asDouble();
-    }
-
-    /** The middle value, or the mean of the two middle ones. */
-    private static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        int n = sorted.length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
     private static long millis(long nanos) {
         return Math.round(nanos / 1e6);
     }
 
-    private static String cpuModel() throws IOException {
-        try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
-            return lines.filter(l -> l.startsWith("model name")).findFirst().map(l -> l.substring(l.indexOf(':') + 1).strip())
-                    .orElse("unknown CPU");
-        }
-    }
-
-    private static String loadAverage() throws IOException {
-        String[] fields = Files.readString(Path.of("/proc/loadavg")).split(" ");
-        return fields[0] + " " + fields[1] + " " + fields[2];
-    }
-
-    private static String dockerVersion(String dockerHost) throws IOException, InterruptedException {
-        Process docker = new ProcessBuilder("docker", "--host", dockerHost, "version", "--format", "{{.Server.Version}}")
-                .redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        String version = new String(docker.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-        return docker.waitFor() == 0 ? version : "unknown";
-    }
-
     // ---- set-up and clean-up
-
-    private static String required(String variable) {
-        String value = System.getenv(variable);
-        if (value == null || value.isBlank()) {
-            throw new IllegalStateException(variable + " is not set (bench/environments.sh sets it)");
-        }
-        return value;
-    }
 
     private static void progress(String format, Object... args) {
         System.err.printf("envbench: " + format + "%n", args);
     }
 
-    /**
-     * Idempotent: environment and VM through the API (the VM's DELETE stops it and removes its RAM file), then the
-     * agent, which leaves VMs running when it stops, so a VM the API could not delete is stopped directly.
-     */
     private void cleanUp() {
-        if (!cleaned.compareAndSet(false, true)) {
-            return;
-        }
-        if (tenant != null) {
-            attempt("delete the environment", () -> {
-                if (!tenant.get("/v1/environments").isEmpty()) {
-                    tenant.delete(VM + "/environment");
-                }
-            });
-            attempt("delete the VM", () -> tenant.delete(VM));
-        }
-        if (agent != null) {
-            attempt("stop the agent", agent::close);
-        }
-        attempt("stop leftover VMs", () -> {
-            VmManager vms = new VmManager(new VeggurHome(home));
-            for (VmInfo vm : vms.list()) {
-                vms.stop(vm.name());
-            }
-        });
-        attempt("remove " + home, () -> {
-            try (Stream<Path> paths = Files.walk(home)) {
-                for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.deleteIfExists(p);
-                }
-            }
-        });
-    }
-
-    private static void attempt(String what, Step step) {
-        try {
-            step.run();
-        } catch (Exception e) {
-            progress("clean-up: could not %s: %s", what, e);
+        if (cleaned.compareAndSet(false, true)) {
+            BenchHost.tearDown(tenant, VM, agent, home, message -> progress("%s", message));
         }
     }
 }
