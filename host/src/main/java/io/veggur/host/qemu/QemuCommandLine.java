@@ -47,6 +47,14 @@ public final class QemuCommandLine {
             String format = config.disk().toString().endsWith(".qcow2") ? "qcow2" : "raw";
             args.addAll(List.of("-drive", "file=" + option(config.disk()) + ",if=virtio,format=" + format));
         }
+        if (!config.virtioPorts().isEmpty()) {
+            args.addAll(List.of("-device", "virtio-serial-pci,id=vports"));
+            for (int i = 0; i < config.virtioPorts().size(); i++) {
+                args.addAll(List.of(
+                        "-chardev", "socket,id=port" + i + ",path=" + option(directory.virtioPortSocket(i)) + ",server=on,wait=off",
+                        "-device", "virtserialport,bus=vports.0,chardev=port" + i + ",name=" + config.virtioPorts().get(i)));
+            }
+        }
         return args;
     }
 

@@ -66,4 +66,9 @@ public record VmDirectory(Path root) {
     public Path serialSocket() {
         return privateDirectory().resolve("serial.sock");
     }
+
+    /** QEMU's end of virtio-serial port {@code index} ({@link VmConfig#virtioPorts}); a short name for sun_path. */
+    public Path virtioPortSocket(int index) {
+        return privateDirectory().resolve("port" + index + ".sock");
+    }
 }

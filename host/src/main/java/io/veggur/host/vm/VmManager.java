@@ -82,7 +82,7 @@ public final class VmManager {
         String id = HexFormat.of().formatHex(SecureRandom.getSeed(8));
         Path ramFile = Path.of("/dev/shm", "veggur-" + id, "ram");
         return new VmConfig(spec.name(), id, kernel, initrd, append, disk, spec.memoryBytes(), spec.vcpus(), cpu, accel,
-                spec.allowWrite(), ramFile);
+                spec.allowWrite(), ramFile, spec.virtioPorts());
     }
 
     private static Path readableFile(Path path, String what) throws VmException {
