@@ -5,10 +5,16 @@ import io.veggur.agent.api.AgentApi;
 import io.veggur.agent.container.ContainerException;
 import io.veggur.agent.container.DockerEngine;
 import io.veggur.agent.environment.ContainerEnvironments;
+import io.veggur.agent.environment.EnvironmentFlavor;
+import io.veggur.agent.environment.EnvironmentSockets;
+import io.veggur.agent.environment.NetworkEnvironments;
 import io.veggur.agent.host.HostVms;
+import io.veggur.agent.network.CertificateAuthority;
 import io.veggur.agent.store.AgentStore;
+import io.veggur.agent.store.Flavor;
 import io.veggur.host.vm.VeggurHome;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
 import java.nio.charset.StandardCharsets;
@@ -28,26 +34,33 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Files under {@code $VEGGUR_HOME/agent} (0700): {@code agent.db} (with its WAL), {@code operator.token} (0600,
  * written when the store has no operator token yet) and {@code agent.json} (the API address and the agent's pid,
- * written once the API answers; removed on a clean stop).
+ * written once the API answers; removed on a clean stop), and {@code ca/} (the network flavor's certificate authority).
+ * The network flavor's endpoints run inside the agent: they stop with it and the next agent restarts them.
  */
 public final class Agent implements AutoCloseable {
     private static final Logger LOG = System.getLogger(Agent.class.getName());
     private static final Duration RECONCILE_PERIOD = Duration.ofSeconds(1);
 
-    /** How to run: where, on which address (port 0 picks one), which dockerd and tools image (null: the newest). */
-    public record Options(VeggurHome home, String listenHost, int listenPort, String dockerHost, String image) {}
+    /**
+     * How to run: where, on which address (port 0 picks one), which dockerd and tools image (null: the newest), and
+     * the address network environments listen on (the wildcard address: every interface).
+     */
+    public record Options(VeggurHome home, String listenHost, int listenPort, String dockerHost, String image,
+                          InetAddress endpointAddress) {}
 
     private final Path directory;
     private final AgentStore store;
     private final DockerEngine docker;
+    private final NetworkEnvironments network;
     private final AgentApi api;
     private final ScheduledExecutorService reconcilerThread;
 
-    private Agent(Path directory, AgentStore store, DockerEngine docker, AgentApi api,
+    private Agent(Path directory, AgentStore store, DockerEngine docker, NetworkEnvironments network, AgentApi api,
                   ScheduledExecutorService reconcilerThread) {
         this.directory = directory;
         this.store = store;
         this.docker = docker;
+        this.network = network;
         this.api = api;
         this.reconcilerThread = reconcilerThread;
     }
@@ -60,10 +73,14 @@ public final class Agent implements AutoCloseable {
             DockerEngine docker = DockerEngine.connect(options.dockerHost());
             String image = options.image() != null ? options.image() : docker.newestToolsImage();
             HostVms vms = new HostVms(options.home());
-            ContainerEnvironments containers = new ContainerEnvironments(options.home(), vms, docker, image);
+            EnvironmentSockets sockets = new EnvironmentSockets(options.home(), vms);
+            ContainerEnvironments containers = new ContainerEnvironments(options.home(), sockets, docker, image);
+            NetworkEnvironments network = new NetworkEnvironments(sockets, store,
+                    CertificateAuthority.open(directory.resolve("ca")), options.endpointAddress());
+            Map<Flavor, EnvironmentFlavor> flavors = Map.of(Flavor.CONTAINER, containers, Flavor.NETWORK, network);
             VmLocks locks = new VmLocks();
-            AgentService service = new AgentService(store, vms, containers, locks);
-            Reconciler reconciler = new Reconciler(store, vms, containers, service, locks);
+            AgentService service = new AgentService(store, vms, sockets, flavors, locks);
+            Reconciler reconciler = new Reconciler(store, vms, flavors, containers, service, locks);
             writeOperatorTokenIfMissing(store, directory.resolve("operator.token"));
             reconciler.reconcile();
             ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(
@@ -71,7 +88,7 @@ public final class Agent implements AutoCloseable {
             thread.scheduleWithFixedDelay(reconciler::reconcile, RECONCILE_PERIOD.toMillis(), RECONCILE_PERIOD.toMillis(),
                     TimeUnit.MILLISECONDS);
             AgentApi api = AgentApi.start(options.listenHost(), options.listenPort(), store, service);
-            Agent agent = new Agent(directory, store, docker, api, thread);
+            Agent agent = new Agent(directory, store, docker, network, api, thread);
             agent.writeAddress();
             LOG.log(Level.INFO, "agent serving on " + api.url() + " with image " + image);
             return agent;
@@ -118,6 +135,7 @@ public final class Agent implements AutoCloseable {
         } catch (IOException e) {
             LOG.log(Level.WARNING, "removing agent.json: " + e.getMessage());
         }
+        network.close();
         docker.close();
         store.close();
     }

@@ -3,9 +3,11 @@ package io.veggur.agent;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.veggur.agent.audit.AuditEntry;
 import io.veggur.agent.audit.AuditRecord;
-import io.veggur.agent.container.ContainerException;
 import io.veggur.agent.container.ExecResult;
-import io.veggur.agent.environment.ContainerEnvironments;
+import io.veggur.agent.environment.EnvironmentFlavor;
+import io.veggur.agent.environment.EnvironmentRequest;
+import io.veggur.agent.environment.EnvironmentSockets;
+import io.veggur.agent.network.Cidr;
 import io.veggur.agent.host.HostVms;
 import io.veggur.agent.store.AgentStore;
 import io.veggur.agent.store.CreatedTenant;
@@ -29,6 +31,7 @@ import java.lang.System.Logger.Level;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Locale;
 import java.util.concurrent.locks.ReentrantLock;
@@ -46,15 +49,22 @@ public final class AgentService {
 
     private final AgentStore store;
     private final HostVms vms;
-    private final ContainerEnvironments containers;
+    private final EnvironmentSockets sockets;
+    private final Map<Flavor, EnvironmentFlavor> flavors;
     private final VmLocks locks;
 
-    AgentService(AgentStore store, HostVms vms, ContainerEnvironments containers, VmLocks locks) {
+    /** {@code flavors}: the flavors this host offers (the VM flavor needs its image, for instance). */
+    AgentService(AgentStore store, HostVms vms, EnvironmentSockets sockets, Map<Flavor, EnvironmentFlavor> flavors,
+            VmLocks locks) {
         this.store = store;
         this.vms = vms;
-        this.containers = containers;
+        this.sockets = sockets;
+        this.flavors = Map.copyOf(flavors);
         this.locks = locks;
     }
+
+    /** A built environment, what its tools connect to, and what its tenant is told once (e.g. a private key). */
+    public record CreatedEnvironment(Environment environment, String endpoint, Map<String, String> toldOnce) {}
 
     // ---- tenants (operator)
 
@@ -193,21 +203,42 @@ public final class AgentService {
                 "you have no environment for VM '" + ref + "'"));
     }
 
-    /** Builds an environment and returns it READY; on failure everything built is removed again. */
-    public Environment createEnvironment(Principal who, VmRef ref, String flavorName, String roleName) {
+    /** What tools of this environment connect to (a path inside it, a serial port, a network address). */
+    public String endpoint(Environment environment) {
+        EnvironmentFlavor flavor = flavors.get(environment.flavor());
+        return flavor == null ? null : flavor.endpoint(environment);
+    }
+
+    /**
+     * Builds an environment and returns it READY; on failure everything built is removed again. {@code clients} and
+     * {@code plaintext} are for the network flavor only (clients default to the loopback addresses).
+     */
+    public CreatedEnvironment createEnvironment(Principal who, VmRef ref, String flavorName, String roleName,
+            List<String> clients, boolean plaintext) {
         Tenant tenant = tenantOnly(who);
         Flavor flavor = flavor(flavorName);
+        EnvironmentFlavor builder = flavors.get(flavor);
+        if (builder == null) {
+            throw new ApiException(501, "the " + text(flavor) + " flavor is not available on this host");
+        }
         Role role = roleName == null ? Role.READ : Role.parse(roleName);
+        if (flavor != Flavor.NETWORK && (!clients.isEmpty() || plaintext)) {
+            throw new IllegalArgumentException("client addresses and plaintext are for the network flavor only");
+        }
+        List<Cidr> blocks = (clients.isEmpty() ? List.of("127.0.0.0/8", "::1/128") : clients).stream()
+                .map(Cidr::parse).toList();
+        EnvironmentRequest request = new EnvironmentRequest(role, blocks, plaintext);
         Environment environment = store.createEnvironment(tenant, ref, flavor, role);
         ReentrantLock lock = locks.of(environment.vmId());
         lock.lock();
         try {
             Vm vm = store.vm(environment.vmId()).orElseThrow();
-            store.recordEnvironmentHandle(environment.id(), containers.containerName(environment.id()),
-                    containers.socketDirectory(environment.id()));
+            store.recordEnvironmentHandle(environment.id(), builder.handle(environment.id()),
+                    sockets.directory(environment.id()));
+            EnvironmentFlavor.Built built;
             try {
-                containers.build(environment, vm);
-            } catch (IOException | ContainerException e) {
+                built = builder.build(environment, vm, request);
+            } catch (IOException | RuntimeException e) {
                 LOG.log(Level.WARNING, "building environment " + environment.id() + " failed: " + e.getMessage());
                 // The state's detail is shown to the tenant: the reason, which may name host paths, goes to the log.
                 store.transitionEnvironment(environment.id(), EnvironmentState.CREATING, EnvironmentState.DELETING,
@@ -220,7 +251,8 @@ public final class AgentService {
                 finishDeletions(environment.vmId());
                 throw new ApiException(409, "the environment for VM '" + ref + "' was deleted while it was being built");
             }
-            return store.environment(environment.id()).orElseThrow();
+            Environment ready = store.environment(environment.id()).orElseThrow();
+            return new CreatedEnvironment(ready, endpoint(ready), built.toldOnce());
         } finally {
             lock.unlock();
         }
@@ -247,8 +279,10 @@ public final class AgentService {
         }
         store.audit().append(AuditEntry.allowed(who.auditName(), "env.exec", "vm:" + ref, abbreviate(String.join(" ", argv))));
         try {
-            return containers.exec(environment, argv, timeout, MAX_EXEC_OUTPUT);
-        } catch (ContainerException e) {
+            return flavors.get(environment.flavor()).exec(environment, argv, timeout, MAX_EXEC_OUTPUT);
+        } catch (UnsupportedOperationException e) {
+            throw new ApiException(409, e.getMessage());
+        } catch (IOException e) {
             LOG.log(Level.WARNING, "exec in environment " + environment.id() + " failed: " + e.getMessage());
             throw new ApiException(500, "the command could not be run in your environment (the host log says why)",
                     "exec failed: " + e.getMessage());
@@ -283,9 +317,15 @@ public final class AgentService {
                 continue;
             }
             try {
-                containers.tearDown(environment, vm);
+                EnvironmentFlavor flavor = flavors.get(environment.flavor());
+                if (flavor == null) {
+                    LOG.log(Level.WARNING, "environment " + environment.id() + " is of the " + text(environment.flavor())
+                            + " flavor, which this agent does not offer: it stays DELETING");
+                    continue;
+                }
+                flavor.tearDown(environment, vm);
                 store.removeEnvironment(environment.id());
-            } catch (IOException | ContainerException e) {
+            } catch (IOException e) {
                 // It stays DELETING; the reconciler retries.
                 LOG.log(Level.WARNING, "tearing down environment " + environment.id() + " failed: " + e.getMessage());
             }
@@ -375,7 +415,7 @@ public final class AgentService {
                 return flavor;
             }
         }
-        throw new IllegalArgumentException("unknown or unavailable flavor '" + name + "' (available: container)");
+        throw new IllegalArgumentException("unknown flavor '" + name + "' (container, vm or network)");
     }
 
     private static String text(Enum<?> value) {

@@ -3,16 +3,19 @@ package io.veggur.agent;
 import io.veggur.agent.audit.AuditEntry;
 import io.veggur.agent.container.ContainerException;
 import io.veggur.agent.environment.ContainerEnvironments;
+import io.veggur.agent.environment.EnvironmentFlavor;
 import io.veggur.agent.host.HostVms;
 import io.veggur.agent.store.AgentStore;
 import io.veggur.agent.store.Environment;
 import io.veggur.agent.store.EnvironmentState;
+import io.veggur.agent.store.Flavor;
 import io.veggur.agent.store.Vm;
 import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmState.Phase;
 import java.io.IOException;
 import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -24,7 +27,8 @@ import java.util.concurrent.locks.ReentrantLock;
  *     DELETING in the same transaction); a VM left STARTING or STOPPING by a dead agent is settled the same way;</li>
  * <li>a CREATING environment nobody is building (its builder died with the agent) is rolled back to DELETING;</li>
  * <li>DELETING environments are torn down and removed;</li>
- * <li>a READY environment whose container is gone is torn down; one that stands is re-adopted as it is;</li>
+ * <li>a READY environment whose container, monitoring VM or endpoint is gone (or cannot be restarted) is torn down;
+ *     one that stands is re-adopted as it is;</li>
  * <li>containers labelled as environments the store does not know are removed;</li>
  * <li>requests the VMs' sockets refused are collected into the audit log, each exactly once (teardown collects
  *     them too, first, so that a refusal is attributed to the tenant whose environment it was).</li>
@@ -36,13 +40,16 @@ final class Reconciler {
 
     private final AgentStore store;
     private final HostVms vms;
+    private final Map<Flavor, EnvironmentFlavor> flavors;
     private final ContainerEnvironments containers;
     private final AgentService service;
     private final VmLocks locks;
 
-    Reconciler(AgentStore store, HostVms vms, ContainerEnvironments containers, AgentService service, VmLocks locks) {
+    Reconciler(AgentStore store, HostVms vms, Map<Flavor, EnvironmentFlavor> flavors, ContainerEnvironments containers,
+            AgentService service, VmLocks locks) {
         this.store = store;
         this.vms = vms;
+        this.flavors = flavors;
         this.containers = containers;
         this.service = service;
         this.locks = locks;
@@ -56,7 +63,7 @@ final class Reconciler {
             }
             try {
                 reconcile(vm);
-            } catch (IOException | ContainerException | RuntimeException e) {
+            } catch (IOException | RuntimeException e) {
                 LOG.log(Level.WARNING, "reconciling VM " + vm.hostName() + ": " + e.getMessage());
             } finally {
                 lock.unlock();
@@ -69,7 +76,7 @@ final class Reconciler {
         }
     }
 
-    private void reconcile(Vm vm) throws IOException, ContainerException {
+    private void reconcile(Vm vm) throws IOException {
         Optional<VmInfo> info = vms.info(vm);
         Phase hostPhase = info.map(HostVms::phase).orElse(Phase.STOPPED);
         if (hostPhase != vm.state() && hostPhase != Phase.STARTING && hostPhase != Phase.STOPPING) {
@@ -80,9 +87,10 @@ final class Reconciler {
                 case CREATING -> store.transitionEnvironment(environment.id(), EnvironmentState.CREATING,
                         EnvironmentState.DELETING, "the agent stopped while building it");
                 case READY -> {
-                    if (!containers.intact(environment, vm)) {
+                    EnvironmentFlavor flavor = flavors.get(environment.flavor());
+                    if (flavor == null || !flavor.intact(environment, vm)) {
                         store.transitionEnvironment(environment.id(), EnvironmentState.READY, EnvironmentState.DELETING,
-                                "its container is gone");
+                                flavor == null ? "this agent does not offer its flavor" : "it is gone");
                     }
                 }
                 default -> { }

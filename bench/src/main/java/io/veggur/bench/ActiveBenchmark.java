@@ -16,6 +16,7 @@ import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
 import java.io.BufferedReader;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.net.URI;
@@ -154,7 +155,8 @@ public final class ActiveBenchmark {
     private void run(int rounds) throws Exception {
         String load = loadAverage();
         String dockerHost = required("VEGGUR_DOCKER_HOST", "bench/active.sh");
-        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE", "bench/active.sh")));
+        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE", "bench/active.sh"),
+                InetAddress.getLoopbackAddress()));
         String operatorToken = Files.readString(home.resolve("agent/operator.token")).strip();
         AgentClient operator = new AgentClient(URI.create(agent.url()), operatorToken);
         String token = operator.post("/v1/tenants", operator.json().put("name", NAME)).path("token").asText();

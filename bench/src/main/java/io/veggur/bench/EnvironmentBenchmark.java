@@ -15,6 +15,7 @@ import io.veggur.host.vm.VeggurHome;
 import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -91,7 +92,8 @@ public final class EnvironmentBenchmark {
     private void run(int deployRounds, int listRounds) throws Exception {
         String load = loadAverage();
         String dockerHost = required("VEGGUR_DOCKER_HOST", "bench/environments.sh");
-        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE", "bench/environments.sh")));
+        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE", "bench/environments.sh"),
+                InetAddress.getLoopbackAddress()));
         String operatorToken = Files.readString(home.resolve("agent/operator.token")).strip();
         AgentClient operator = new AgentClient(URI.create(agent.url()), operatorToken);
         String token = operator.post("/v1/tenants", operator.json().put("name", NAME)).path("token").asText();

@@ -10,6 +10,8 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -44,6 +46,10 @@ final class AgentCommand {
                 description = "The tools image for container environments (default: $VEGGUR_IMAGE, else the newest built).")
         String image;
 
+        @Option(names = "--endpoint-address", defaultValue = "127.0.0.1", paramLabel = "ADDRESS",
+                description = "Where network environments listen (0.0.0.0 or :: for every interface). Default: ${DEFAULT-VALUE}.")
+        String endpointAddress;
+
         Agent.Options options() {
             int colon = listen.lastIndexOf(':');
             if (colon <= 0) {
@@ -58,12 +64,21 @@ final class AgentCommand {
             VeggurHome home = VeggurHome.fromEnvironment();
             String docker = firstOf(dockerHost, System.getenv("VEGGUR_DOCKER_HOST"))
                     .orElse("unix://" + home.root().resolve("docker").resolve("docker.sock"));
+            InetAddress endpoint;
+            if (!endpointAddress.matches("[0-9.]+|[0-9a-fA-F:]*:[0-9a-fA-F:.]*")) {
+                throw new IllegalArgumentException("--endpoint-address takes an IP address, got '" + endpointAddress + "'");
+            }
+            try {
+                endpoint = InetAddress.getByName(endpointAddress);   // a literal: no name lookup
+            } catch (UnknownHostException e) {
+                throw new IllegalArgumentException("--endpoint-address takes an IP address, got '" + endpointAddress + "'");
+            }
             return new Agent.Options(home, listen.substring(0, colon).replaceAll("^\\[|]$", ""), port, docker,
-                    firstOf(image, System.getenv("VEGGUR_IMAGE")).orElse(null));
+                    firstOf(image, System.getenv("VEGGUR_IMAGE")).orElse(null), endpoint);
         }
 
         List<String> arguments() {
-            List<String> arguments = new ArrayList<>(List.of("--listen", listen));
+            List<String> arguments = new ArrayList<>(List.of("--listen", listen, "--endpoint-address", endpointAddress));
             if (dockerHost != null) {
                 arguments.addAll(List.of("--docker-host", dockerHost));
             }

@@ -1,7 +1,16 @@
 package io.veggur.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -24,24 +33,74 @@ final class EnvCommand {
                 environment.path("detail").isNull() ? "" : environment.path("detail").asText());
     }
 
-    @Command(name = "create", description = "Deploy an environment for a VM; inside it the VM's socket is /vmi/vmi.sock.")
+    @Command(name = "create", description = {"Deploy an environment for a VM and print what its tools connect to:",
+            "container: /vmi/vmi.sock inside it; vm: serial:io.veggur.vmi inside the monitoring VM;",
+            "network: tls://HOST:PORT from your machine, with the client identity written to --identity."})
     static final class Create implements Callable<Integer> {
         @Mixin AgentConnection connection;
         @Parameters(paramLabel = "VM") String vm;
-        @Option(names = "--flavor", defaultValue = "container", description = "container (vm and network: coming).") String flavor;
+        @Option(names = "--flavor", defaultValue = "container", description = "container, vm or network.") String flavor;
         @Option(names = "--role", defaultValue = "read", description = "read, trace or write (at most your role on the VM).") String role;
+        @Option(names = "--client", paramLabel = "CIDR", description = "network: an address block your tools connect "
+                + "from (repeatable; default: loopback only).") List<String> clients = new ArrayList<>();
+        @Option(names = "--plaintext", description = "network: no TLS, only the --client address check (the paper's "
+                + "relay; anyone on those addresses gets the socket).") boolean plaintext;
+        @Option(names = "--identity", paramLabel = "FILE", description = "network: where to write the client identity "
+                + "(PKCS#12, 0600) and FILE.password. Default: OWNER-NAME.p12 here.") Path identity;
         @Option(names = "--json") boolean json;
 
         @Override
         public Integer call() throws Exception {
-            JsonNode environment = connection.client().put(AgentConnection.vmPath(vm) + "/environment",
-                    Json.MAPPER.createObjectNode().put("flavor", flavor).put("role", role));
+            ObjectNode request = Json.MAPPER.createObjectNode().put("flavor", flavor).put("role", role);
+            if (!clients.isEmpty()) {
+                clients.forEach(request.putArray("clients")::add);
+            }
+            if (plaintext) {
+                request.put("plaintext", true);
+                System.err.println("veggur: warning: a plaintext environment has no authentication and no encryption:"
+                        + " anyone who can reach it from the --client addresses gets the VM's socket");
+            }
+            // Checked before asking: the identity comes once, and a file in the way would lose it.
+            Path file = identity != null ? identity : Path.of(vm.replace('/', '-') + ".p12");
+            for (Path taken : List.of(file, Path.of(file + ".password"))) {
+                if ("network".equals(flavor) && !plaintext && Files.exists(taken, LinkOption.NOFOLLOW_LINKS)) {
+                    throw new IOException(taken + " exists already: choose another --identity");
+                }
+            }
+            JsonNode environment = connection.client().put(AgentConnection.vmPath(vm) + "/environment", request);
+            if (environment.hasNonNull("identity")) {
+                writePrivate(file, environment.path("identity").binaryValue());
+                writePrivate(Path.of(file + ".password"),
+                        (environment.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
+                ObjectNode shown = ((ObjectNode) environment).deepCopy();
+                shown.remove(List.of("identity", "password"));
+                shown.put("identityFile", file.toAbsolutePath().toString());
+                environment = shown;
+            }
             if (json) {
                 System.out.println(Json.write(environment));
             } else {
                 print(environment);
+                System.out.println("endpoint: " + environment.path("endpoint").asText());
+                if (environment.hasNonNull("identityFile")) {
+                    System.out.println("identity: " + environment.path("identityFile").asText()
+                            + " (password in the .password file next to it)");
+                    System.out.println("e.g.      veggur vmi ps --socket '" + environment.path("endpoint").asText()
+                            + "?identity=" + environment.path("identityFile").asText() + "'");
+                }
             }
             return 0;
+        }
+
+        /** Created 0600 and never replaced: an identity is issued once, so overwriting one would lose it. */
+        private static void writePrivate(Path file, byte[] bytes) throws IOException {
+            try {
+                Files.write(Files.createFile(file, PosixFilePermissions.asFileAttribute(
+                        PosixFilePermissions.fromString("rw-------"))), bytes);
+            } catch (FileAlreadyExistsException e) {
+                throw new IOException(file + " exists already; the identity was not written (delete the environment"
+                        + " and create it again with another --identity)");
+            }
         }
     }
 

@@ -17,7 +17,7 @@ import picocli.CommandLine.Command;
         description = "Self-service introspection of KVM/QEMU virtual machines.",
         subcommands = {AgentCommand.class, TenantCommand.class, VmCommand.class, GrantCommand.Grant.class,
                 GrantCommand.Revoke.class, GrantCommand.ListGrants.class, EnvCommand.class, VmiCommand.class,
-                AuditCommand.class, HostCommand.class, DemoCommand.class})
+                AuditCommand.class, HostCommand.class, RelayCommand.class, DemoCommand.class})
 public final class VeggurCommand {
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));

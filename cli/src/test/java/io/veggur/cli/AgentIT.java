@@ -154,7 +154,7 @@ class AgentIT {
     @Order(4)
     void cli_badInput_endsInOneClearLine() throws Exception {
         assertOneLineError(agent.as(alice, "grant", "web", "bob", "admin"), "unknown role 'admin'");
-        assertOneLineError(agent.as(alice, "env", "create", "web", "--flavor", "vm"), "unknown or unavailable flavor 'vm'");
+        assertOneLineError(agent.as(alice, "env", "create", "web", "--flavor", "bogus"), "unknown flavor 'bogus'");
         assertOneLineError(agent.as(alice, "vm", "create", "Bad_Name"), "invalid VM name");
         assertOneLineError(agent.as(alice, "vm", "create", "big", "--memory", "64G"), "memory must be");
         assertOneLineError(agent.as(alice, "env", "exec", "nothing", "--", "true"), "(404): no VM 'alice/nothing'");

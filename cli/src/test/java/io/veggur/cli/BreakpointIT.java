@@ -288,8 +288,8 @@ class BreakpointIT {
     @Test
     void roles_readMayNotBreak_traceMayNotChangeRegisters() throws Exception {
         SupervisorControl control = new SupervisorControl(vm.manager.directory("bp-it"));
-        Path reader = control.open("bp-reader", vm.home.resolve("envs/bp-reader"), "read");
-        Path tracer = control.open("bp-tracer", vm.home.resolve("envs/bp-tracer"), "trace");
+        Path reader = control.open("bp-reader", vm.home.resolve("envs/bp-reader"), "read", true);
+        Path tracer = control.open("bp-tracer", vm.home.resolve("envs/bp-tracer"), "trace", true);
         try (IntrospectionSession read = IntrospectionSession.connect(reader.toString())) {
             assertRefused(() -> read.setBreakpoint(getpid, 0), ErrorCode.PERMISSION_DENIED);
         }

@@ -34,24 +34,38 @@ final class Cli {
 
     /** Starts the CLI and returns at once, for commands whose output a test follows as it comes. */
     static Process start(Path home, String... args) throws IOException {
-        ProcessBuilder builder = new ProcessBuilder(command(args));
+        return startIn(null, home, args);
+    }
+
+    /** {@link #start} in network namespace {@code netns} (null: the test's own). */
+    static Process startIn(String netns, Path home, String... args) throws IOException {
+        ProcessBuilder builder = new ProcessBuilder(command(netns, args));
         builder.environment().put("VEGGUR_HOME", home.toString());
         return builder.start();
     }
 
-    private static List<String> command(String... args) {
+    private static List<String> command(String netns, String... args) {
         if (!Files.isRegularFile(JAR)) {
             throw new IllegalStateException("the CLI jar is not built at " + JAR + "; run through mvn verify");
         }
-        List<String> command = new ArrayList<>(List.of(
-                ProcessHandle.current().info().command().orElse("java"),
+        List<String> command = new ArrayList<>();
+        if (netns != null) {
+            command.addAll(List.of("ip", "netns", "exec", netns));
+        }
+        command.addAll(List.of(ProcessHandle.current().info().command().orElse("java"),
                 "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "-jar", JAR.toString()));
         command.addAll(List.of(args));
         return command;
     }
 
     static Result run(Path home, Map<String, String> environment, String... args) throws IOException, InterruptedException {
-        List<String> command = command(args);
+        return runIn(null, home, environment, args);
+    }
+
+    /** {@link #run} in network namespace {@code netns} (null: the test's own). */
+    static Result runIn(String netns, Path home, Map<String, String> environment, String... args)
+            throws IOException, InterruptedException {
+        List<String> command = command(netns, args);
         Path out = Files.createTempFile("veggur-cli-", ".out");
         Path err = Files.createTempFile("veggur-cli-", ".err");
         try {

@@ -42,7 +42,7 @@ class EnvironmentSocketIT {
 
     @Test
     void readSocket_readsButCannotPauseOrWrite_evenWithAHandMadeClient() throws Exception {
-        Path socket = control.open("reader", vm.home.resolve("envs/reader"), "read");
+        Path socket = control.open("reader", vm.home.resolve("envs/reader"), "read", true);
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(socket.getParent()))).isEqualTo("rwx------");
         try (IntrospectionSession session = IntrospectionSession.connect(socket.toString())) {
             assertThat(session.capabilities()).contains(Capability.READ_PHYSICAL, Capability.MEMORY_FD)
@@ -57,7 +57,7 @@ class EnvironmentSocketIT {
 
     @Test
     void traceSocket_pausesButCannotWrite_whenTheVmDisallowsWrites() throws Exception {
-        Path socket = control.open("tracer", vm.home.resolve("envs/tracer"), "write");
+        Path socket = control.open("tracer", vm.home.resolve("envs/tracer"), "write", true);
         try (IntrospectionSession tracer = IntrospectionSession.connect(socket.toString());
              IntrospectionSession owner = IntrospectionSession.connect(vm.socket())) {
             assertThat(tracer.capabilities()).as("write is capped at the VM's trace ceiling")
@@ -78,7 +78,7 @@ class EnvironmentSocketIT {
 
     @Test
     void closingASocket_endsItsLiveSessions_andRemovesIt() throws Exception {
-        Path socket = control.open("revoked", vm.home.resolve("envs/revoked"), "read");
+        Path socket = control.open("revoked", vm.home.resolve("envs/revoked"), "read", true);
         IntrospectionSession session = IntrospectionSession.connect(socket.toString());
         assertThat(session.remotePhysicalMemory().read(vm.marker.markerAddress(), 8)).hasSize(8);
         assertThat(control.list()).anySatisfy(entry -> assertThat(entry.path("id").asText()).isEqualTo("revoked"));
@@ -94,8 +94,8 @@ class EnvironmentSocketIT {
 
     @Test
     void badControlRequests_areRefusedWithReasons() {
-        assertThatThrownBy(() -> control.open("../escape", vm.home.resolve("envs/x"), "read")).hasMessageContaining("invalid socket id");
-        assertThatThrownBy(() -> control.open("x", vm.home.resolve("envs/x"), "root")).hasMessageContaining("unknown role");
+        assertThatThrownBy(() -> control.open("../escape", vm.home.resolve("envs/x"), "read", true)).hasMessageContaining("invalid socket id");
+        assertThatThrownBy(() -> control.open("x", vm.home.resolve("envs/x"), "root", true)).hasMessageContaining("unknown role");
     }
 
     private interface Call {

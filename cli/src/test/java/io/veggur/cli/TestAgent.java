@@ -12,7 +12,9 @@ import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 
@@ -30,8 +32,12 @@ final class TestAgent implements AutoCloseable {
         this.docker = docker;
     }
 
-    static TestAgent start() throws Exception {
+    private List<String> options = List.of();
+
+    /** {@code options} are more {@code agent start} options, used by every start. */
+    static TestAgent start(String... options) throws Exception {
         TestAgent agent = new TestAgent(Files.createTempDirectory("vgit-"), TestDocker.get());
+        agent.options = List.of(options);
         agent.startAgain();
         return agent;
     }
@@ -42,7 +48,9 @@ final class TestAgent implements AutoCloseable {
 
     /** Starts the agent process (again, after a stop or a kill) and waits until its API answers. */
     void startAgain() throws Exception {
-        Cli.Result started = cli("agent", "start", "--listen", "127.0.0.1:0");
+        List<String> arguments = new ArrayList<>(List.of("agent", "start", "--listen", "127.0.0.1:0"));
+        arguments.addAll(options);
+        Cli.Result started = cli(arguments.toArray(String[]::new));
         assertThat(started.exitCode()).as(started.stderr()).isZero();
         address = Json.MAPPER.readTree(home.resolve("agent/agent.json").toFile());
     }

@@ -109,11 +109,7 @@ public final class AgentApi {
                                 request.path().pathParameters().get("grantee"))))))
                 .get("/v1/vms/{owner}/{name}/environment", handle("env.read", (who, request) -> Answer.ok(environment(
                         service.environment(who, ref(who, request))))))
-                .put("/v1/vms/{owner}/{name}/environment", handle("env.create", (who, request) -> {
-                    JsonNode body = body(request);
-                    return new Answer(201, environment(service.createEnvironment(who, ref(who, request),
-                            text(body, "flavor", null), text(body, "role", null))));
-                }))
+                .put("/v1/vms/{owner}/{name}/environment", handle("env.create", this::createEnvironment))
                 .delete("/v1/vms/{owner}/{name}/environment", handle("env.delete", (who, request) -> {
                     service.deleteEnvironment(who, ref(who, request));
                     return Answer.ok(JSON.createObjectNode().put("deleted", true));
@@ -223,6 +219,36 @@ public final class AgentApi {
         return Answer.ok(list);
     }
 
+    /**
+     * Body: {@code flavor}, {@code role}, and for the network flavor {@code clients} (address blocks) and
+     * {@code plaintext}. The answer carries what the flavor tells its tenant once (the network flavor's identity).
+     */
+    private Answer createEnvironment(Principal who, ServerRequest request) throws IOException {
+        JsonNode body = body(request);
+        List<String> clients = new ArrayList<>();
+        JsonNode blocks = body.path("clients");
+        if (!blocks.isMissingNode() && !blocks.isNull()) {
+            if (!blocks.isArray() || blocks.size() > 16) {
+                throw new IllegalArgumentException("\"clients\" must be a list of at most 16 address blocks");
+            }
+            for (JsonNode block : blocks) {
+                if (!block.isTextual()) {
+                    throw new IllegalArgumentException("every client address block must be a string, e.g. 10.0.0.2/32");
+                }
+                clients.add(block.asText());
+            }
+        }
+        JsonNode plaintext = body.path("plaintext");
+        if (!plaintext.isMissingNode() && !plaintext.isNull() && !plaintext.isBoolean()) {
+            throw new IllegalArgumentException("\"plaintext\" must be true or false");
+        }
+        AgentService.CreatedEnvironment created = service.createEnvironment(who, ref(who, request),
+                text(body, "flavor", null), text(body, "role", null), clients, plaintext.asBoolean(false));
+        ObjectNode answer = environment(created.environment());
+        created.toldOnce().forEach(answer::put);
+        return new Answer(201, answer);
+    }
+
     private Answer exec(Principal who, ServerRequest request) throws IOException {
         JsonNode body = body(request);
         List<String> argv = new ArrayList<>();
@@ -330,15 +356,15 @@ public final class AgentApi {
                 .put("role", lower(grant.role())).put("created", grant.created().toString());
     }
 
-    /** Inside the environment, the VM's socket is always at {@code /vmi/vmi.sock}. */
-    private static ObjectNode environment(Environment environment) {
+    /** {@code endpoint}: what the environment's tools connect to (e.g. {@code /vmi/vmi.sock} in a container). */
+    private ObjectNode environment(Environment environment) {
         return JSON.createObjectNode()
                 .put("vm", environment.vm().toString())
                 .put("tenant", environment.tenant())
                 .put("flavor", lower(environment.flavor()))
                 .put("role", lower(environment.role()))
                 .put("state", lower(environment.state()))
-                .put("socket", "/vmi/vmi.sock")
+                .put("endpoint", service.endpoint(environment))
                 .put("detail", environment.detail())
                 .put("created", environment.created().toString());
     }

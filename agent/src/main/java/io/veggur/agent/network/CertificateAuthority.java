@@ -37,6 +37,7 @@ import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.asn1.x509.BasicConstraints;
 import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
 import org.bouncycastle.asn1.x509.Extension;
+import org.bouncycastle.asn1.DEROctetString;
 import org.bouncycastle.asn1.x509.GeneralName;
 import org.bouncycastle.asn1.x509.GeneralNames;
 import org.bouncycastle.asn1.x509.KeyPurposeId;
@@ -113,7 +114,9 @@ public final class CertificateAuthority {
             throw new IllegalArgumentException("a server certificate needs at least one address or DNS name");
         }
         List<GeneralName> names = new ArrayList<>();
-        addresses.forEach(address -> names.add(new GeneralName(GeneralName.iPAddress, address.getHostAddress())));
+        // The raw bytes: the textual form of an IPv6 address may carry a scope ("%eth0") that no certificate can.
+        addresses.forEach(address -> names.add(new GeneralName(GeneralName.iPAddress,
+                new DEROctetString(address.getAddress()))));
         dnsNames.forEach(name -> names.add(new GeneralName(GeneralName.dNSName, name)));
         Instant now = Instant.now();
         return issue("CN=Veggur endpoint", names, KeyPurposeId.id_kp_serverAuth, now.minus(CLOCK_SKEW),

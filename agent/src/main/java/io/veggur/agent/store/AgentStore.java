@@ -67,7 +67,7 @@ public final class AgentStore implements AutoCloseable {
             """;
     private static final String ENVIRONMENTS = """
             SELECT e.id, e.vm_id, o.name AS vm_owner, v.name AS vm_name, e.tenant_id, t.name AS tenant, e.flavor,
-                   e.role, e.state, e.handle, e.socket_dir, e.detail, e.created, e.updated
+                   e.role, e.state, e.handle, e.socket_dir, e.options, e.detail, e.created, e.updated
             FROM environments e
             JOIN vms v ON v.id = e.vm_id
             JOIN tenants o ON o.id = v.owner_id
@@ -487,6 +487,25 @@ public final class AgentStore implements AutoCloseable {
     }
 
     /**
+     * Records the flavor's options (JSON) of an environment being built, for rebuilding it after a restart. False
+     * if the environment is gone or no longer CREATING.
+     */
+    public boolean recordEnvironmentOptions(long id, String options) {
+        return jdbi.inTransaction(h -> {
+            int updated = h.createUpdate("UPDATE environments SET options = :options, updated = :now "
+                            + "WHERE id = :id AND state = 'creating'")
+                    .bind("options", options)
+                    .bind("now", now().toEpochMilli())
+                    .bind("id", id)
+                    .execute();
+            if (updated > 0) {
+                record(h, AGENT, "env.options", "env:" + id, options);
+            }
+            return updated > 0;
+        });
+    }
+
+    /**
      * Moves an environment from {@code from} to {@code to} if it is still in {@code from} (compare-and-set, so a
      * builder finishing late cannot resurrect an environment its tenant deleted meanwhile). {@code detail} (may be
      * null) says why, for FAILED and DELETING. Only transitions {@link EnvironmentState#canBecome} allows.
@@ -650,7 +669,7 @@ public final class AgentStore implements AutoCloseable {
                 rs.getLong("tenant_id"), rs.getString("tenant"),
                 Names.parse(Flavor.class, rs.getString("flavor")), Names.parse(Role.class, rs.getString("role")),
                 Names.parse(EnvironmentState.class, rs.getString("state")), rs.getString("handle"),
-                socketDirectory == null ? null : Path.of(socketDirectory), rs.getString("detail"),
+                socketDirectory == null ? null : Path.of(socketDirectory), rs.getString("options"), rs.getString("detail"),
                 Instant.ofEpochMilli(rs.getLong("created")), Instant.ofEpochMilli(rs.getLong("updated")));
     }
 

@@ -33,10 +33,12 @@ import java.util.regex.Pattern;
  * in a directory of its own and bound to a role: one per analysis environment, so that what an environment may do is
  * enforced by the socket it holds, and revoking it closes its live sessions at once.
  *
- * <p>Protocol: one JSON object per line each way. {@code {"op":"open","id":ID,"directory":ABS_PATH,"role":ROLE}},
+ * <p>Protocol: one JSON object per line each way.
+ * {@code {"op":"open","id":ID,"directory":ABS_PATH,"role":ROLE,"descriptor":BOOL}} ({@code descriptor}, default true:
+ * whether the socket grants the read-only RAM descriptor; false for sockets relayed to TCP or a serial port),
  * {@code {"op":"close","id":ID}}, {@code {"op":"list"}}, {@code {"op":"refusals","after":SEQ}} (what the VM's
  * sockets refused since SEQ, for the agent's audit log; see {@link RefusalLog}); answers carry {@code "ok"} and either results or
- * {@code "error"}. Opening an id that is open with the same directory and role is a no-op, so a restarted agent can
+ * {@code "error"}. Opening an id that is open with the same directory, role and descriptor choice is a no-op, so a restarted agent can
  * replay what it believes is open.
  */
 final class ControlChannel implements AutoCloseable {
@@ -46,7 +48,7 @@ final class ControlChannel implements AutoCloseable {
     private static final int MAX_LINE = 4096;
     private static final int MAX_REFUSALS_PER_ANSWER = 256;
 
-    private record Opened(Path directory, Role role, IntrospectionServer server) {}
+    private record Opened(Path directory, AccessPolicy policy, IntrospectionServer server) {}
 
     private final IntrospectedVm vm;
     private final Role ceiling;
@@ -87,7 +89,7 @@ final class ControlChannel implements AutoCloseable {
             JsonNode request = JSON.readTree(line);
             return switch (request.path("op").asText()) {
                 case "open" -> open(request.path("id").asText(), request.path("directory").asText(),
-                        Role.parse(request.path("role").asText()));
+                        Role.parse(request.path("role").asText()), request.path("descriptor").asBoolean(true));
                 case "close" -> close(request.path("id").asText());
                 case "list" -> list();
                 case "refusals" -> refusals(request.path("after").asLong(0));
@@ -98,7 +100,8 @@ final class ControlChannel implements AutoCloseable {
         }
     }
 
-    private synchronized ObjectNode open(String id, String directory, Role requested) throws IOException {
+    private synchronized ObjectNode open(String id, String directory, Role requested, boolean descriptor)
+            throws IOException {
         if (!ID.matcher(id).matches()) {
             return error("invalid socket id '" + id + "'");
         }
@@ -106,18 +109,19 @@ final class ControlChannel implements AutoCloseable {
         if (!dir.isAbsolute()) {
             return error("directory must be absolute");
         }
-        Role role = requested.atMost(ceiling);
+        AccessPolicy policy = new AccessPolicy(requested.atMost(ceiling), id, descriptor);
+        Role role = policy.role();
         Opened existing = opened.get(id);
         if (existing != null) {
-            if (existing.directory().equals(dir) && existing.role() == role) {
+            if (existing.directory().equals(dir) && existing.policy().equals(policy)) {
                 return ok().put("socket", existing.server().socketPath().toString()).put("role", role.name().toLowerCase());
             }
-            return error("socket id '" + id + "' is already open with another directory or role");
+            return error("socket id '" + id + "' is already open with another directory, role or descriptor choice");
         }
         VeggurHome.privateDirectory(dir);
-        IntrospectionServer server = new IntrospectionServer(dir.resolve("vmi.sock"), vm, new AccessPolicy(role, id));
+        IntrospectionServer server = new IntrospectionServer(dir.resolve("vmi.sock"), vm, policy);
         server.start();
-        opened.put(id, new Opened(dir, role, server));
+        opened.put(id, new Opened(dir, policy, server));
         LOG.log(Level.INFO, "opened socket " + id + " (" + role + ") in " + dir);
         return ok().put("socket", server.socketPath().toString()).put("role", role.name().toLowerCase());
     }
@@ -135,7 +139,7 @@ final class ControlChannel implements AutoCloseable {
     private ObjectNode list() {
         ObjectNode answer = ok();
         var sockets = answer.putArray("sockets");
-        opened.forEach((id, open) -> sockets.addObject().put("id", id).put("role", open.role().name().toLowerCase())
+        opened.forEach((id, open) -> sockets.addObject().put("id", id).put("role", open.policy().role().name().toLowerCase())
                 .put("socket", open.server().socketPath().toString()));
         return answer;
     }

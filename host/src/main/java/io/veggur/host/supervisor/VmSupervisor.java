@@ -113,7 +113,7 @@ final class VmSupervisor {
         Files.setPosixFilePermissions(config.ramFile(), PosixFilePermissions.fromString("r--------"));
         vm = new IntrospectedVm(config.id(), ram, new GdbVcpuControl(gdb, config.accel().equals("tcg")));
         Role ownerRole = config.allowWrite() ? Role.WRITE : Role.TRACE;
-        server = new IntrospectionServer(directory.introspectionSocket(), vm, new AccessPolicy(ownerRole, "owner"));
+        server = new IntrospectionServer(directory.introspectionSocket(), vm, new AccessPolicy(ownerRole, "owner", true));
         server.start();
         control = new ControlChannel(directory.controlSocket(), vm, ownerRole);
         gdb.resume();

@@ -24,10 +24,14 @@ public final class SupervisorControl {
         this.socket = directory.controlSocket();
     }
 
-    /** Opens a socket bound to {@code role} in {@code directory}; returns the socket's path. */
-    public Path open(String id, Path directory, String role) throws IOException {
+    /**
+     * Opens a socket bound to {@code role} in {@code directory}; returns the socket's path. {@code memoryDescriptor}
+     * false: its clients are relayed (TCP, serial) and read memory through the socket.
+     */
+    public Path open(String id, Path directory, String role, boolean memoryDescriptor) throws IOException {
         ObjectNode request = JSON.createObjectNode().put("op", "open").put("id", id)
-                .put("directory", directory.toAbsolutePath().toString()).put("role", role);
+                .put("directory", directory.toAbsolutePath().toString()).put("role", role)
+                .put("descriptor", memoryDescriptor);
         return Path.of(call(request).path("socket").asText());
     }
 
