@@ -6,9 +6,11 @@ import java.nio.file.Path;
 /**
  * Where an introspection socket is and how to reach it. Endpoints are written as URIs: {@code unix:/path/vmi.sock}
  * (or a bare path), {@code tcp://HOST:PORT} ({@link TcpTransport}), {@code tls://HOST:PORT[?identity=FILE]}
- * ({@link TlsTransport}). Further schemes (serial, vsock) plug in here.
+ * ({@link TlsTransport}), and from inside a monitoring VM {@code serial:NAME} or {@code serial:/dev/PATH}
+ * ({@link SerialTransport}) and {@code vsock:CID:PORT} ({@link VsockTransport}).
  */
-public sealed interface Transport permits UnixSocketTransport, TcpTransport, TlsTransport {
+public sealed interface Transport permits UnixSocketTransport, TcpTransport, TlsTransport, SerialTransport,
+        VsockTransport {
     Connection open() throws IOException;
 
     /** A human-readable endpoint, safe to print. */
@@ -24,9 +26,16 @@ public sealed interface Transport permits UnixSocketTransport, TcpTransport, Tls
         if (endpoint.startsWith("tls:")) {
             return TlsTransport.parse(endpoint, System.getenv());
         }
+        if (endpoint.startsWith("serial:")) {
+            return SerialTransport.parse(endpoint);
+        }
+        if (endpoint.startsWith("vsock:")) {
+            return VsockTransport.parse(endpoint);
+        }
         if (endpoint.matches("^[a-z][a-z0-9+.-]*:.*") && !endpoint.startsWith("/")) {
             throw new IllegalArgumentException("unsupported endpoint scheme in '" + endpoint
-                    + "' (supported: unix:PATH, tcp://HOST:PORT, tls://HOST:PORT[?identity=FILE])");
+                    + "' (supported: unix:PATH, tcp://HOST:PORT, tls://HOST:PORT[?identity=FILE], serial:NAME, "
+                    + "serial:/dev/PATH, vsock:CID:PORT)");
         }
         return new UnixSocketTransport(Path.of(endpoint));
     }
