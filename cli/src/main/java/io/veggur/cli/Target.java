@@ -21,8 +21,13 @@ final class Target {
     @ArgGroup(exclusive = true, multiplicity = "1")
     Choice choice;
 
+    @Option(names = "--no-descriptor", description = "Read memory through the socket (page cache included) even where "
+            + "the socket grants the zero-copy descriptor, as remote clients do (for comparisons).")
+    boolean noDescriptor;
+
     static final class Choice {
-        @Option(names = "--socket", paramLabel = "PATH", description = "Introspection socket (unix:PATH or a path).")
+        @Option(names = "--socket", paramLabel = "ENDPOINT", description = "Introspection socket: a path (unix:PATH), "
+                + "tls://HOST:PORT?identity=FILE, tcp://HOST:PORT, serial:PORT-NAME or vsock:CID:PORT.")
         String socket;
 
         @Option(names = "--vm", paramLabel = "NAME", description = "A VM on this host, by name.")
@@ -44,7 +49,7 @@ final class Target {
     Source open() throws IOException, VmException {
         if (choice.image == null) {
             IntrospectionSession session = connect();
-            return new Source(session.physicalMemory(), session);
+            return new Source(noDescriptor ? session.cachedRemotePhysicalMemory() : session.physicalMemory(), session);
         }
         if (!Files.isRegularFile(choice.image)) {
             throw new NoSuchFileException(choice.image.toString(), null, "no memory image here");

@@ -58,8 +58,9 @@ import javax.net.ssl.TrustManagerFactory;
  * completed, so it sees the alert on its first read); one refused after the handshake sees the session closed
  * (close_notify, end of stream) before any byte; a plaintext client sees the connection closed.
  *
- * <p>Threads: one platform thread accepts; each connection runs on a virtual thread (handshake, checks, then the
- * VM-to-client direction) plus one more for the client-to-VM direction. When either direction ends both sockets are
+ * <p>Threads: one platform thread accepts; each connection runs on a platform thread (handshake, checks, then the
+ * VM-to-client direction) plus one more for the client-to-VM direction: every request crosses this relay twice, and
+ * a blocked platform thread wakes without waiting for a carrier (at most {@link Limits#maxConnections} pairs). When either direction ends both sockets are
  * closed. Bounds: {@link Limits#maxConnections} connections at once, counting handshakes (more are refused at once),
  * and {@link Limits#handshakeTimeout} for the whole handshake. {@link #close} ends every connection and returns once
  * their threads have finished.
@@ -131,7 +132,7 @@ public final class NetworkEndpoint implements Closeable {
         }
         int port = server.getLocalPort();
         this.connections = Executors.newThreadPerTaskExecutor(
-                Thread.ofVirtual().name("veggur-endpoint-" + port + "-", 0).factory());
+                Thread.ofPlatform().daemon().name("veggur-endpoint-" + port + "-", 0).factory());
         this.watchdog = Executors.newSingleThreadScheduledExecutor(
                 Thread.ofPlatform().name("veggur-endpoint-" + port + "-watchdog").daemon().factory());
         this.acceptor = Thread.ofPlatform().name("veggur-endpoint-" + port).daemon().unstarted(this::acceptLoop);
@@ -306,7 +307,7 @@ public final class NetworkEndpoint implements Closeable {
 
     /** Relays until either side ends, then closes both; the VM-to-client direction runs on this thread. */
     private static void relay(Link link) {
-        Thread upstream = Thread.ofVirtual().name(Thread.currentThread().getName() + "-up").start(() -> {
+        Thread upstream = Thread.ofPlatform().daemon().name(Thread.currentThread().getName() + "-up").start(() -> {
             byte[] buffer = new byte[BUFFER_BYTES];
             try {
                 InputStream in = link.input();

@@ -39,6 +39,10 @@ public interface PhysicalMemory extends AutoCloseable {
         return true;
     }
 
+    /** Drops whatever this memory caches, so the next reads see the guest as it is now. Nothing, by default. */
+    default void invalidate() {
+    }
+
     default byte[] read(long address, int length) throws IOException {
         byte[] bytes = new byte[length];
         read(address, bytes, 0, length);

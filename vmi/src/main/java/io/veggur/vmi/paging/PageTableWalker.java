@@ -100,9 +100,10 @@ public final class PageTableWalker {
                 (packed & USER) != 0, (packed & WRITABLE) != 0, (packed & PACKED_NX) != 0);
     }
 
-    /** Forgets every cached translation. */
+    /** Forgets every cached translation, and whatever the memory below caches (a remote page cache). */
     public void invalidate() {
         cache.invalidate();
+        memory.invalidate();
     }
 
     /** Forgets the cached translations of one address space; {@code root} is a CR3 value, its flag bits ignored. */
