@@ -13,13 +13,12 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 JDK=${VEGGUR_IMAGE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
-# Referenced only by optional code the VMI tools never load (Jackson's java.beans/java.sql support, junixsocket's
-# RMI credentials helper); dropping them saves ~36 MB. Checked by running the `vmi` commands in the image.
-DROP_MODULES=${VEGGUR_IMAGE_DROP_MODULES:-java.desktop java.rmi java.sql}
 EPOCH=315532800   # every file in the image gets this mtime (1980-01-01): same inputs, same layer
 
 say() { printf 'veggur-image: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+# shellcheck source=jre.sh
+. "$HERE/jre.sh"
 
 JAR= TRAIN_DIR=
 while [ $# -gt 0 ]; do
@@ -59,30 +58,9 @@ export DOCKER_HOST DOCKER_BUILDKIT=0
 DOCKER=/usr/bin/docker; [ -x "$DOCKER" ] || DOCKER=$(command -v docker)
 
 # ---- what goes in, and the tag derived from it ----------------------------------------------------------------
-modules() {
-  local m keep=() drop
-  for m in $("$JDK/bin/jdeps" --ignore-missing-deps --print-module-deps --multi-release 25 "$JAR" | tr ',' ' ') jdk.unsupported; do
-    for drop in $DROP_MODULES; do [ "$m" = "$drop" ] && continue 2; done
-    keep+=("$m")
-  done
-  printf '%s\n' "${keep[@]}" | sort -u | paste -sd, -
-}
-# jdeps takes seconds; its answer depends only on the jar, the JDK and DROP_MODULES, so it is remembered.
 JAR_SHA=$(sha256sum <"$JAR" | cut -d' ' -f1)
-MODULES_CACHE="${VEGGUR_HOME:-/var/lib/veggur}/docker/image-modules"
-modules_key=$(printf '%s %s %s' "$JAR_SHA" "$(grep '^JAVA_RUNTIME_VERSION=' "$JDK/release")" "$DROP_MODULES" | sha256sum | cut -c1-32)
-if [ -s "$MODULES_CACHE/$modules_key" ]; then
-  MODULES=$(<"$MODULES_CACHE/$modules_key")
-else
-  MODULES=$(modules)
-  mkdir -p "$MODULES_CACHE" && printf '%s\n' "$MODULES" >"$MODULES_CACHE/$modules_key"
-fi
-
-# Shared libraries a set of ELF files needs, as ldd resolves them on this host (plus the dynamic loader).
-needed_libs() {
-  ldd "$@" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | grep -v "^$JDK/" | sort -u
-}
-HOST_LIBS=$(needed_libs "$JDK/bin/java" "$JDK/lib/server/libjvm.so" "$JDK"/lib/*.so)
+MODULES=$(jre_modules "$JAR_SHA" "${VEGGUR_HOME:-/var/lib/veggur}/docker/image-modules")
+HOST_LIBS=$(jre_host_libs)
 
 VERSION=$("$BUSYBOX" unzip -p "$JAR" META-INF/maven/io.veggur/veggur-cli/pom.properties 2>/dev/null \
   | sed -n 's/^version=//p' | tr -cd 'A-Za-z0-9_.-')
@@ -94,7 +72,7 @@ INPUTS=$(
     echo "modules $MODULES"
     echo "busybox $(sha256sum <"$BUSYBOX")"
     for lib in $HOST_LIBS; do echo "lib $lib $(sha256sum <"$lib")"; done
-    for f in "$0" "$HERE"/image/*; do echo "recipe $(basename "$f") $(sha256sum <"$f")"; done
+    for f in "$0" "$HERE/jre.sh" "$HERE"/image/*; do echo "recipe $(basename "$f") $(sha256sum <"$f")"; done
   } | sha256sum | cut -c1-16
 )
 TAG="veggur-tools:$VERSION-$INPUTS"
@@ -128,17 +106,9 @@ start=$SECONDS
 
 # ---- rootfs --------------------------------------------------------------------------------------------------
 say "jlink $MODULES"
-mkdir -p "$ROOT/opt/veggur/lib"
-# No default CDS archive: the image's own static archive (veggur.jsa) holds the JDK classes the tools use too.
-"$JDK/bin/jlink" --add-modules "$MODULES" --strip-debug --no-header-files --no-man-pages \
-  --output "$ROOT/opt/veggur/jre" >/dev/null
-install -m 0644 "$JAR" "$ROOT/opt/veggur/veggur.jar"
-native=$("$BUSYBOX" unzip -l "$JAR" | awk '{ print $4 }' | grep -E '^lib/amd64-Linux-clang/jni/libjunixsocket-native-.*\.so$' | head -n 1)
-[ -n "$native" ] || die "the jar holds no junixsocket amd64 Linux library"
-"$BUSYBOX" unzip -p "$JAR" "$native" >"$ROOT/opt/veggur/lib/libjunixsocket-native.so"
-chmod 0755 "$ROOT/opt/veggur/lib/libjunixsocket-native.so"
+jre_install "$ROOT" "$MODULES"
 
-mkdir -p "$ROOT/bin" "$ROOT/usr/local/bin" "$ROOT/usr/local/sbin"
+mkdir -p "$ROOT/bin" "$ROOT/usr/local/sbin"
 install -m 0755 "$BUSYBOX" "$ROOT/bin/busybox"
 # Every applet but logins, password tools and network daemons (there is no network, and no one logs in).
 "$BUSYBOX" --list-full | grep -vE '(^|/)(su|login|sulogin|passwd|chpasswd|cryptpw|mkpasswd|adduser|addgroup|deluser|delgroup|vlock|getty|telnetd|httpd|ftpd|tftpd|udhcpd|dhcprelay|inetd|ntpd|dnsd|fakeidentd|crond|crontab|sendmail|syslogd|klogd|linuxrc)$' \
@@ -147,17 +117,8 @@ install -m 0755 "$BUSYBOX" "$ROOT/bin/busybox"
       mkdir -p "$ROOT/$(dirname "$applet")"
       ln -sf /bin/busybox "$ROOT/$applet"
     done
-install -m 0755 "$HERE/image/veggur" "$ROOT/usr/local/bin/veggur"
 install -m 0755 "$HERE/image/veggur-idle" "$ROOT/usr/local/sbin/veggur-idle"
 install -m 0755 "$HERE/image/train" "$ROOT/usr/local/sbin/veggur-train"   # stage image only
-
-for lib in $(needed_libs "$ROOT"/opt/veggur/jre/bin/* "$ROOT"/opt/veggur/jre/lib/*.so "$ROOT"/opt/veggur/jre/lib/server/*.so \
-             "$ROOT/opt/veggur/lib/libjunixsocket-native.so" | grep -v "^$ROOT/"); do
-  mkdir -p "$ROOT$(dirname "$lib")"
-  cp -L "$lib" "$ROOT$lib"
-  chmod 0755 "$ROOT$lib"
-done
-[ -e "$ROOT/lib64/ld-linux-x86-64.so.2" ] || die "ldd did not name the dynamic loader"
 
 mkdir -p "$ROOT/etc" "$ROOT/tmp" "$ROOT/vmi" "$ROOT/proc" "$ROOT/sys" "$ROOT/dev"
 chmod 1777 "$ROOT/tmp"

@@ -7,6 +7,7 @@ import io.veggur.agent.container.DockerEngine;
 import io.veggur.agent.environment.ContainerEnvironments;
 import io.veggur.agent.environment.EnvironmentFlavor;
 import io.veggur.agent.environment.EnvironmentSockets;
+import io.veggur.agent.environment.MonitorEnvironments;
 import io.veggur.agent.environment.NetworkEnvironments;
 import io.veggur.agent.host.HostVms;
 import io.veggur.agent.network.CertificateAuthority;
@@ -23,6 +24,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.EnumMap;
 import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -35,7 +37,8 @@ import java.util.concurrent.TimeUnit;
  * <p>Files under {@code $VEGGUR_HOME/agent} (0700): {@code agent.db} (with its WAL), {@code operator.token} (0600,
  * written when the store has no operator token yet) and {@code agent.json} (the API address and the agent's pid,
  * written once the API answers; removed on a clean stop), and {@code ca/} (the network flavor's certificate authority).
- * The network flavor's endpoints run inside the agent: they stop with it and the next agent restarts them.
+ * The network flavor's endpoints and the vm flavor's serial bridges run inside the agent: they stop with it and the
+ * next agent restarts them (monitoring VMs, like all VMs, outlive it).
  */
 public final class Agent implements AutoCloseable {
     private static final Logger LOG = System.getLogger(Agent.class.getName());
@@ -43,24 +46,27 @@ public final class Agent implements AutoCloseable {
 
     /**
      * How to run: where, on which address (port 0 picks one), which dockerd and tools image (null: the newest), and
-     * the address network environments listen on (the wildcard address: every interface).
+     * the address network environments listen on (the wildcard address: every interface), and the monitoring VM
+     * image (a directory made by monitor/build-image.sh; null: the vm flavor is not offered).
      */
     public record Options(VeggurHome home, String listenHost, int listenPort, String dockerHost, String image,
-                          InetAddress endpointAddress) {}
+                          InetAddress endpointAddress, Path monitorImage) {}
 
     private final Path directory;
     private final AgentStore store;
     private final DockerEngine docker;
     private final NetworkEnvironments network;
+    private final MonitorEnvironments monitors;
     private final AgentApi api;
     private final ScheduledExecutorService reconcilerThread;
 
-    private Agent(Path directory, AgentStore store, DockerEngine docker, NetworkEnvironments network, AgentApi api,
-                  ScheduledExecutorService reconcilerThread) {
+    private Agent(Path directory, AgentStore store, DockerEngine docker, NetworkEnvironments network,
+                  MonitorEnvironments monitors, AgentApi api, ScheduledExecutorService reconcilerThread) {
         this.directory = directory;
         this.store = store;
         this.docker = docker;
         this.network = network;
+        this.monitors = monitors;
         this.api = api;
         this.reconcilerThread = reconcilerThread;
     }
@@ -77,7 +83,16 @@ public final class Agent implements AutoCloseable {
             ContainerEnvironments containers = new ContainerEnvironments(options.home(), sockets, docker, image);
             NetworkEnvironments network = new NetworkEnvironments(sockets, store,
                     CertificateAuthority.open(directory.resolve("ca")), options.endpointAddress());
-            Map<Flavor, EnvironmentFlavor> flavors = Map.of(Flavor.CONTAINER, containers, Flavor.NETWORK, network);
+            Map<Flavor, EnvironmentFlavor> flavors = new EnumMap<>(Flavor.class);
+            flavors.put(Flavor.CONTAINER, containers);
+            flavors.put(Flavor.NETWORK, network);
+            MonitorEnvironments monitors = null;
+            if (options.monitorImage() != null) {
+                monitors = new MonitorEnvironments(options.home(), sockets, store, options.monitorImage());
+                flavors.put(Flavor.VM, monitors);
+            } else {
+                LOG.log(Level.WARNING, "no monitoring VM image given: the vm flavor is not offered");
+            }
             VmLocks locks = new VmLocks();
             AgentService service = new AgentService(store, vms, sockets, flavors, locks);
             Reconciler reconciler = new Reconciler(store, vms, flavors, containers, service, locks);
@@ -88,7 +103,7 @@ public final class Agent implements AutoCloseable {
             thread.scheduleWithFixedDelay(reconciler::reconcile, RECONCILE_PERIOD.toMillis(), RECONCILE_PERIOD.toMillis(),
                     TimeUnit.MILLISECONDS);
             AgentApi api = AgentApi.start(options.listenHost(), options.listenPort(), store, service);
-            Agent agent = new Agent(directory, store, docker, network, api, thread);
+            Agent agent = new Agent(directory, store, docker, network, monitors, api, thread);
             agent.writeAddress();
             LOG.log(Level.INFO, "agent serving on " + api.url() + " with image " + image);
             return agent;
@@ -136,6 +151,9 @@ public final class Agent implements AutoCloseable {
             LOG.log(Level.WARNING, "removing agent.json: " + e.getMessage());
         }
         network.close();
+        if (monitors != null) {
+            monitors.close();
+        }
         docker.close();
         store.close();
     }

@@ -93,7 +93,7 @@ public final class EnvironmentBenchmark {
         String load = loadAverage();
         String dockerHost = required("VEGGUR_DOCKER_HOST", "bench/environments.sh");
         agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE", "bench/environments.sh"),
-                InetAddress.getLoopbackAddress()));
+                InetAddress.getLoopbackAddress(), null));
         String operatorToken = Files.readString(home.resolve("agent/operator.token")).strip();
         AgentClient operator = new AgentClient(URI.create(agent.url()), operatorToken);
         String token = operator.post("/v1/tenants", operator.json().put("name", NAME)).path("token").asText();

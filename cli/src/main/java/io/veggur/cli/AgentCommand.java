@@ -50,6 +50,11 @@ final class AgentCommand {
                 description = "Where network environments listen (0.0.0.0 or :: for every interface). Default: ${DEFAULT-VALUE}.")
         String endpointAddress;
 
+        @Option(names = "--monitor-image", paramLabel = "DIR",
+                description = "The monitoring VM image for vm environments, from monitor/build-image.sh (default: "
+                        + "$VEGGUR_MONITOR_IMAGE; without one the vm flavor is not offered).")
+        Path monitorImage;
+
         Agent.Options options() {
             int colon = listen.lastIndexOf(':');
             if (colon <= 0) {
@@ -74,7 +79,9 @@ final class AgentCommand {
                 throw new IllegalArgumentException("--endpoint-address takes an IP address, got '" + endpointAddress + "'");
             }
             return new Agent.Options(home, listen.substring(0, colon).replaceAll("^\\[|]$", ""), port, docker,
-                    firstOf(image, System.getenv("VEGGUR_IMAGE")).orElse(null), endpoint);
+                    firstOf(image, System.getenv("VEGGUR_IMAGE")).orElse(null), endpoint,
+                    firstOf(monitorImage == null ? null : monitorImage.toString(), System.getenv("VEGGUR_MONITOR_IMAGE"))
+                            .map(Path::of).map(Path::toAbsolutePath).orElse(null));
         }
 
         List<String> arguments() {
@@ -84,6 +91,9 @@ final class AgentCommand {
             }
             if (image != null) {
                 arguments.addAll(List.of("--image", image));
+            }
+            if (monitorImage != null) {
+                arguments.addAll(List.of("--monitor-image", monitorImage.toAbsolutePath().toString()));
             }
             return arguments;
         }

@@ -42,8 +42,9 @@ final class TestAgent implements AutoCloseable {
         return agent;
     }
 
-    Map<String, String> environment() {
-        return Map.of("VEGGUR_DOCKER_HOST", docker.dockerHost(), "VEGGUR_IMAGE", docker.image());
+    Map<String, String> environment() throws IOException, InterruptedException {
+        return Map.of("VEGGUR_DOCKER_HOST", docker.dockerHost(), "VEGGUR_IMAGE", docker.image(),
+                "VEGGUR_MONITOR_IMAGE", TestDocker.monitorImage().toString());
     }
 
     /** Starts the agent process (again, after a stop or a kill) and waits until its API answers. */

@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The private dockerd and the tools image built from this build's CLI jar, through the project's own scripts
+ * The private dockerd, the tools image and the monitoring VM image built from this build's CLI jar, through the project's own scripts
  * (container/dockerd.sh installs docker.io as root if missing). Started once per test JVM and left running, as a host
  * keeps its dockerd; an image build is skipped when the jar is unchanged.
  */
@@ -16,6 +16,7 @@ final class TestDocker {
 
     private static final Path REPO = Path.of("").toAbsolutePath().getParent();
     private static Setup setup;
+    private static Path monitorImage;
 
     private TestDocker() {}
 
@@ -27,6 +28,15 @@ final class TestDocker {
             setup = new Setup(host, image);
         }
         return setup;
+    }
+
+    /** The monitoring VM image (monitor/build-image.sh) built from this build's CLI jar, once per test JVM. */
+    static synchronized Path monitorImage() throws IOException, InterruptedException {
+        if (monitorImage == null) {
+            monitorImage = Path.of(lastLine(List.of(REPO.resolve("monitor/build-image.sh").toString(),
+                    Path.of("target", "veggur.jar").toAbsolutePath().toString())));
+        }
+        return monitorImage;
     }
 
     static String docker(String... args) throws IOException, InterruptedException {

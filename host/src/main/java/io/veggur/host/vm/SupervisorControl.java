@@ -9,15 +9,24 @@ import java.io.InputStreamReader;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 
 /** Client of a supervisor's control socket (see the supervisor's ControlChannel for the protocol). */
 public final class SupervisorControl {
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    private static final Duration ANSWER_TIMEOUT = Duration.ofSeconds(10);
+    private static final ScheduledExecutorService TIMER = Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().daemon().name("veggur-control-timeout").factory());
     private final Path socket;
 
     public SupervisorControl(VmDirectory directory) {
@@ -52,11 +61,31 @@ public final class SupervisorControl {
         return call(JSON.createObjectNode().put("op", "list")).path("sockets");
     }
 
+    /**
+     * One request and its answer. A supervisor that does not answer within {@link #ANSWER_TIMEOUT} (wedged, or
+     * stopped with SIGSTOP) has its connection closed under it, so no caller (the agent's reconciler, holding a VM's
+     * lock) ever waits on it forever.
+     */
     private JsonNode call(ObjectNode request) throws IOException {
         try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            channel.connect(UnixDomainSocketAddress.of(socket));
-            channel.write(ByteBuffer.wrap((JSON.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8)));
-            String line = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8)).readLine();
+            ScheduledFuture<?> deadline = TIMER.schedule(() -> {
+                try {
+                    channel.close();
+                } catch (IOException e) {
+                    // closing is all that was asked; the blocked call fails either way
+                }
+            }, ANSWER_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            String line;
+            try {
+                channel.connect(UnixDomainSocketAddress.of(socket));
+                channel.write(ByteBuffer.wrap((JSON.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8)));
+                line = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8)).readLine();
+            } catch (AsynchronousCloseException e) {
+                throw new IOException("the VM supervisor did not answer on its control socket within "
+                        + ANSWER_TIMEOUT.toSeconds() + " s");
+            } finally {
+                deadline.cancel(false);
+            }
             if (line == null) {
                 throw new IOException("the VM supervisor closed its control socket without answering");
             }

@@ -1,0 +1,328 @@
+package io.veggur.agent.monitor;
+
+import io.veggur.agent.container.ExecResult;
+import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Runs commands in a monitoring VM: the host side of the exec protocol on its virtio-serial port
+ * {@value #PORT_NAME}, whose guest side is monitor/veggur-execd (protocol in monitor/README.md). The host connects to
+ * QEMU's chardev socket for the port, sends {@code EXEC <nonce> <timeout-seconds> <base64 argv>} and reads
+ * {@code BEGIN}, stdout, {@code STDERR}, stderr, {@code END <exit status>}, each marker carrying the nonce.
+ *
+ * <p>The guest is untrusted: lines are bounded ({@value #MAX_LINE} bytes), output beyond {@code maxOutputBytes} is
+ * read and dropped, nothing it sends is buffered beyond that, and every wait ends at a deadline: the command's
+ * timeout plus {@link #SLACK} for {@code BEGIN}, then {@link #REPLY_TIME} more for the rest of the reply (the command
+ * has ended by then; what is left is at most two streams of 16 MiB, about 6 s each under TCG). A reply the host gave
+ * up on reaches the next connection, and lines before {@code BEGIN <nonce>} are skipped for that reason, within the
+ * deadline of the call that meets them.
+ *
+ * <p>A port runs one command at a time: calls in this JVM for the same port wait for each other (at most their
+ * timeout plus {@link #SLACK}; their own timeout starts once they have the port). The agent must be the port's only
+ * client: QEMU serves one connection at a time and queues the rest.
+ */
+public final class ExecChannel {
+    public static final String PORT_NAME = "io.veggur.exec";
+    /** The most output the guest sends per stream; it cuts each at one byte more, so the host can tell. */
+    public static final int MAX_OUTPUT_BYTES = 16 << 20;
+    /** The argv joined by NUL bytes: its base64 fits the guest's 64 KiB request line. */
+    public static final int MAX_ARGV_BYTES = 32 << 10;
+    public static final Duration MAX_TIMEOUT = Duration.ofDays(1);
+    /** Time the guest has, after the command's timeout, to kill it and start its reply. */
+    public static final Duration SLACK = Duration.ofSeconds(5);
+    /** Time the guest has, once its reply began, to send the rest. */
+    public static final Duration REPLY_TIME = Duration.ofSeconds(60);
+    /** Base64 lines are 76 characters and markers under 100; a longer line is not from veggur-execd. */
+    private static final int MAX_LINE = 4096;
+    /** 128 + SIGKILL: the status the guest reports for a command it killed at its timeout. */
+    private static final int KILLED = 137;
+    private static final SecureRandom RANDOM = new SecureRandom();
+    /** Guarded by itself; an entry lives while a call holds or waits for its port. */
+    private static final Map<Path, PortLock> LOCKS = new HashMap<>();
+
+    private ExecChannel() {}
+
+    /**
+     * Runs {@code argv} (no shell in between; stdin /dev/null) in the monitoring VM whose exec port QEMU serves at
+     * {@code portSocket}, kills it after {@code timeout} (whole seconds, rounded up), and returns its exit status and
+     * at most {@code maxOutputBytes} of stdout and of stderr each. A command that outlived its timeout, or whose
+     * reply did not begin within {@link #SLACK} after it (or end within {@link #REPLY_TIME} after that), comes back
+     * with {@code timedOut}, exit code -1, and the output that arrived.
+     *
+     * @throws IllegalArgumentException for an empty argv or program name, an argument holding a NUL byte, an argv over
+     *         {@value #MAX_ARGV_BYTES} bytes, a timeout outside (0, 1 day], or maxOutputBytes outside 0..16 MiB
+     * @throws IOException if the port cannot be reached, stays busy for longer than the timeout, closes, or the
+     *         guest breaks the protocol or refuses the request
+     */
+    public static ExecResult exec(Path portSocket, List<String> argv, Duration timeout, int maxOutputBytes)
+            throws IOException {
+        if (timeout.isNegative() || timeout.isZero() || timeout.compareTo(MAX_TIMEOUT) > 0) {
+            throw new IllegalArgumentException("the timeout must be positive and at most " + MAX_TIMEOUT.toDays()
+                    + " day");
+        }
+        if (maxOutputBytes < 0 || maxOutputBytes > MAX_OUTPUT_BYTES) {
+            throw new IllegalArgumentException("maxOutputBytes must be 0.." + MAX_OUTPUT_BYTES + ", got "
+                    + maxOutputBytes);
+        }
+        long timeoutSeconds = (timeout.toNanos() + 999_999_999L) / 1_000_000_000L;
+        byte[] nonceBytes = new byte[16];
+        RANDOM.nextBytes(nonceBytes);
+        String nonce = HexFormat.of().formatHex(nonceBytes);
+        ByteBuffer request = ByteBuffer.wrap(request(nonce, argv, timeoutSeconds));
+
+        Path key = portSocket.toAbsolutePath().normalize();
+        PortLock port = acquire(key);
+        try {
+            if (!port.lock.tryLock(TimeUnit.SECONDS.toNanos(timeoutSeconds) + SLACK.toNanos(), TimeUnit.NANOSECONDS)) {
+                throw new IOException("exec port " + key
+                        + " stayed busy with another command for longer than the timeout");
+            }
+            // The clock starts once the port is ours: the guest gives the command its whole timeout from receipt.
+            long commandDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds);
+            long deadline = commandDeadline + SLACK.toNanos();
+            try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                try {
+                    channel.connect(UnixDomainSocketAddress.of(key));
+                } catch (IOException e) {
+                    throw new IOException("cannot connect to exec port " + key + ": " + e.getMessage(), e);
+                }
+                // Blocking, so the request leaves in one write: it is far smaller than a socket buffer.
+                while (request.hasRemaining()) {
+                    channel.write(request);
+                }
+                channel.configureBlocking(false);
+                try (Selector selector = Selector.open()) {
+                    channel.register(selector, SelectionKey.OP_READ);
+                    return receive(new LineReader(channel, selector, deadline), nonce, commandDeadline, maxOutputBytes);
+                }
+            } finally {
+                port.lock.unlock();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while waiting for exec port " + key);
+        } finally {
+            release(key, port);
+        }
+    }
+
+    /** {@code EXEC <nonce> <seconds> <base64>\n}: the argument list joined by NUL bytes, base64 without line breaks. */
+    public static byte[] request(String nonce, List<String> argv, long timeoutSeconds) {
+        // [""] would join to nothing, like no argv at all: the program name must not be empty.
+        if (argv.isEmpty() || argv.getFirst().isEmpty()) {
+            throw new IllegalArgumentException("exec needs a command");
+        }
+        ByteArrayOutputStream joined = new ByteArrayOutputStream();
+        for (String argument : argv) {
+            if (argument.indexOf('\0') >= 0) {
+                throw new IllegalArgumentException("an argument holds a NUL byte, which cannot be passed to a program");
+            }
+            if (joined.size() > 0) {
+                joined.write(0);
+            }
+            joined.writeBytes(argument.getBytes(StandardCharsets.UTF_8));
+            if (joined.size() > MAX_ARGV_BYTES) {
+                throw new IllegalArgumentException("the arguments exceed " + MAX_ARGV_BYTES + " bytes");
+            }
+        }
+        String line = "EXEC " + nonce + " " + timeoutSeconds + " "
+                + Base64.getEncoder().encodeToString(joined.toByteArray()) + "\n";
+        return line.getBytes(StandardCharsets.US_ASCII);
+    }
+
+    private static ExecResult receive(LineReader reader, String nonce, long commandDeadline, int maxOutputBytes)
+            throws IOException {
+        String begin = "BEGIN " + nonce;
+        String stderrMarker = "STDERR " + nonce;
+        String endPrefix = "END " + nonce + " ";
+        String errorPrefix = "ERROR " + nonce + " ";
+        Output stdout = new Output(maxOutputBytes);
+        Output stderr = new Output(maxOutputBytes);
+        while (true) {
+            String line = reader.next(true);
+            if (line == null) {
+                return timedOut(stdout, stderr);
+            }
+            if (line.equals(begin)) {
+                reader.extendDeadline(System.nanoTime() + REPLY_TIME.toNanos());
+                break;
+            }
+            if (line.startsWith(errorPrefix)) {
+                throw new IOException("the monitoring VM refused the command: "
+                        + printable(line.substring(errorPrefix.length())));
+            }
+        }
+        Output current = stdout;
+        while (true) {
+            String line = reader.next(false);
+            if (line == null) {
+                return timedOut(stdout, stderr);
+            }
+            if (current == stdout && line.equals(stderrMarker)) {
+                current = stderr;
+            } else if (current == stderr && line.startsWith(endPrefix)) {
+                int status = exitStatus(line.substring(endPrefix.length()));
+                // The guest starts its clock after ours, so a command it killed always ends after commandDeadline.
+                if (status == KILLED && System.nanoTime() - commandDeadline >= 0) {
+                    return timedOut(stdout, stderr);
+                }
+                return new ExecResult(status, stdout.bytes(), stderr.bytes(), stdout.truncated || stderr.truncated,
+                        false);
+            } else {
+                try {
+                    current.append(Base64.getDecoder().decode(line));
+                } catch (IllegalArgumentException e) {
+                    throw new IOException("the monitoring VM sent a malformed output line: " + printable(line));
+                }
+            }
+        }
+    }
+
+    private static ExecResult timedOut(Output stdout, Output stderr) {
+        return new ExecResult(-1, stdout.bytes(), stderr.bytes(), stdout.truncated || stderr.truncated, true);
+    }
+
+    private static int exitStatus(String text) throws IOException {
+        if (!text.matches("[0-9]{1,3}") || Integer.parseInt(text) > 255) {
+            throw new IOException("the monitoring VM sent a malformed exit status: " + printable(text));
+        }
+        return Integer.parseInt(text);
+    }
+
+    /** A short, printable excerpt of guest text for an error message. */
+    private static String printable(String text) {
+        String shown = text.length() > 120 ? text.substring(0, 120) + "..." : text;
+        return shown.replaceAll("[^\\x20-\\x7e]", "?");
+    }
+
+    private static PortLock acquire(Path key) {
+        synchronized (LOCKS) {
+            PortLock port = LOCKS.computeIfAbsent(key, k -> new PortLock());
+            port.users++;
+            return port;
+        }
+    }
+
+    private static void release(Path key, PortLock port) {
+        synchronized (LOCKS) {
+            if (--port.users == 0) {
+                LOCKS.remove(key);
+            }
+        }
+    }
+
+    private static final class PortLock {
+        final ReentrantLock lock = new ReentrantLock();
+        int users;   // guarded by LOCKS
+    }
+
+    /** One stream's output: the first {@code limit} bytes are kept, the rest only noted. */
+    private static final class Output {
+        private final ByteArrayOutputStream kept = new ByteArrayOutputStream();
+        private final int limit;
+        boolean truncated;
+
+        Output(int limit) {
+            this.limit = limit;
+        }
+
+        void append(byte[] bytes) {
+            int room = Math.min(bytes.length, limit - kept.size());
+            kept.write(bytes, 0, room);
+            truncated |= room < bytes.length;
+        }
+
+        byte[] bytes() {
+            return kept.toByteArray();
+        }
+    }
+
+    /** Lines from the non-blocking channel, each at most {@link #MAX_LINE} bytes, until the deadline. */
+    private static final class LineReader {
+        private final SocketChannel channel;
+        private final Selector selector;
+        private long deadline;
+        private final ByteBuffer buffer = ByteBuffer.allocate(64 << 10).limit(0);   // unread: position..limit
+        private final byte[] line = new byte[MAX_LINE];
+
+        LineReader(SocketChannel channel, Selector selector, long deadline) {
+            this.channel = channel;
+            this.selector = selector;
+            this.deadline = deadline;
+        }
+
+        void extendDeadline(long later) {
+            deadline = Math.max(deadline, later);
+        }
+
+        /**
+         * The next line without its newline, or null once the deadline has passed. A line over {@link #MAX_LINE}
+         * bytes is a protocol error, unless {@code skipping}: then it comes back empty (the caller only compares it).
+         */
+        String next(boolean skipping) throws IOException {
+            int length = 0;
+            boolean overlong = false;
+            while (true) {
+                while (buffer.hasRemaining()) {
+                    byte b = buffer.get();
+                    if (b == '\n') {
+                        return overlong ? "" : new String(line, 0, length, StandardCharsets.ISO_8859_1);
+                    }
+                    if (length < MAX_LINE) {
+                        line[length++] = b;
+                    } else if (skipping) {
+                        overlong = true;
+                    } else {
+                        throw new IOException("the monitoring VM sent a line over " + MAX_LINE + " bytes");
+                    }
+                }
+                if (!fill()) {
+                    return null;
+                }
+            }
+        }
+
+        private boolean fill() throws IOException {
+            buffer.clear();
+            while (true) {
+                long remaining = deadline - System.nanoTime();
+                if (remaining <= 0) {
+                    buffer.flip();
+                    return false;
+                }
+                selector.select(Math.max(1, TimeUnit.NANOSECONDS.toMillis(remaining)));
+                selector.selectedKeys().clear();
+                if (Thread.currentThread().isInterrupted()) {
+                    throw new InterruptedIOException("interrupted while waiting for the monitoring VM");
+                }
+                int read = channel.read(buffer);
+                if (read < 0) {
+                    throw new EOFException("the monitoring VM's exec port closed (QEMU exited?)");
+                }
+                if (read > 0) {
+                    buffer.flip();
+                    return true;
+                }
+            }
+        }
+    }
+}

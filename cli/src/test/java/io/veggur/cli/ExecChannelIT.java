@@ -1,0 +1,325 @@
+package io.veggur.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.monitor.ExecChannel;
+import io.veggur.host.vm.GuestConsole;
+import io.veggur.host.vm.VeggurHome;
+import io.veggur.host.vm.VmManager;
+import io.veggur.host.vm.VmSpec;
+import java.io.File;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * The monitoring VM built by monitor/build-image.sh, booted under QEMU (TCG here) with its two virtio-serial ports,
+ * and commands run in it through {@link ExecChannel}. What the guest has (ports, devices, file systems) is asked of
+ * the guest itself. The image is built from this build's CLI jar ({@link TestDocker#monitorImage}) unless
+ * {@code VEGGUR_MONITOR_DIR} names a built one; a build with unchanged inputs is reused in about a second.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ExecChannelIT {
+    private static final String VM = "monitor";
+    private static final List<String> PORTS = List.of("io.veggur.vmi", ExecChannel.PORT_NAME);
+    private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(120);
+    private static final Duration TIMEOUT = Duration.ofSeconds(60);
+    private static final int MAX = 1 << 20;
+
+    private Path home;
+    private VmManager manager;
+    private Path port;
+
+    @BeforeAll
+    void boot() throws Exception {
+        Path image = image();
+        String append = Files.readString(image.resolve("append")).strip();
+        home = Files.createTempDirectory("veggur-monitor-it-");
+        manager = new VmManager(new VeggurHome(home));
+        long start = System.nanoTime();
+        manager.start(VmSpec.builtinGuest(VM)
+                .withKernel(image.resolve("vmlinuz"), image.resolve("initramfs.cpio.lz4"), append)
+                .withMemory(512L << 20)
+                .withVcpus(1)
+                .withVirtioPorts(PORTS));
+        long running = System.nanoTime();
+        Matcher ready = new GuestConsole(manager.directory(VM))
+                .awaitLine(Pattern.compile("VEGGUR-MONITOR-(READY|ERROR.*)"), BOOT_TIMEOUT);
+        assertThat(ready.group()).isEqualTo("VEGGUR-MONITOR-READY");
+        long now = System.nanoTime();
+        System.out.printf("monitoring VM: READY %d ms after VmManager.start, %d ms after it returned"
+                        + " (initramfs %d MiB)%n",
+                TimeUnit.NANOSECONDS.toMillis(now - start), TimeUnit.NANOSECONDS.toMillis(now - running),
+                Files.size(image.resolve("initramfs.cpio.lz4")) >> 20);
+        port = manager.directory(VM).virtioPortSocket(PORTS.indexOf(ExecChannel.PORT_NAME));
+    }
+
+    @AfterAll
+    void stop() throws Exception {
+        try {
+            if (manager != null) {
+                manager.stop(VM);
+            }
+        } finally {
+            if (home != null) {
+                try (Stream<Path> paths = Files.walk(home)) {
+                    for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
+                        Files.deleteIfExists(path);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void versionMatchesTheJar() throws Exception {
+        long start = System.nanoTime();
+        ExecResult result = run("veggur", "--version");
+        long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        System.out.printf("monitoring VM: `veggur --version` took %d ms%n", millis);
+        assertThat(result.exitCode()).as(text(result.stderr())).isZero();
+        assertThat(text(result.stdout())).isEqualTo(hostVersion());
+        // The static AppCDS archive maps with the VM's flags (-Xshare:on fails otherwise).
+        ExecResult cds = run("/opt/veggur/jre/bin/java", "-Xshare:on", "-XX:SharedArchiveFile=/opt/veggur/veggur.jsa",
+                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData", "-Xlog:aot=off", "-Xlog:cds=off",
+                "-jar", "/opt/veggur/veggur.jar", "--version");
+        assertThat(cds.exitCode()).as(text(cds.stderr())).isZero();
+    }
+
+    @Test
+    void quickCommandsReturnAsSoonAsTheyEnd() throws Exception {
+        // The guest notices a command's end at once, not at its timeout (30 s here).
+        List<Long> millis = new ArrayList<>();
+        for (int i = 0; i < 30; i++) {
+            long start = System.nanoTime();
+            assertThat(ExecChannel.exec(port, List.of("true"), TIMEOUT.dividedBy(2), MAX).exitCode()).isZero();
+            millis.add(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+        }
+        List<Long> sorted = millis.stream().sorted().toList();
+        System.out.printf("monitoring VM: `true` took %d ms (median of 30; slowest %d ms)%n", sorted.get(15),
+                sorted.getLast());
+        assertThat(sorted.getLast()).isLessThan(5000);
+    }
+
+    @Test
+    void argumentsArriveVerbatim() throws Exception {
+        List<String> arguments = List.of("two words", "'single'", "\"double\"", "$HOME", "$(id -u)", "`id`",
+                "semi;colon", "new\nline", "", "back\\slash", "*", "-n", "ünï€ode", " ");
+        List<String> argv = new ArrayList<>(List.of("/bin/busybox", "printf", "%s|"));
+        argv.addAll(arguments);
+        ExecResult result = run(argv);
+        assertThat(result.exitCode()).isZero();
+        assertThat(text(result.stdout())).isEqualTo(arguments.stream().map(a -> a + "|").collect(Collectors.joining()));
+        assertThat(result.stderr()).isEmpty();
+    }
+
+    @Test
+    void streamsAndExitStatusAreSeparate() throws Exception {
+        ExecResult result = run("sh", "-c", "echo out; echo err >&2; exit 7");
+        assertThat(result.exitCode()).isEqualTo(7);
+        assertThat(text(result.stdout())).isEqualTo("out\n");
+        assertThat(text(result.stderr())).isEqualTo("err\n");
+        assertThat(result.truncated()).isFalse();
+        assertThat(result.timedOut()).isFalse();
+
+        ExecResult missing = run("no-such-program");
+        assertThat(missing.exitCode()).isEqualTo(127);
+        assertThat(text(missing.stderr())).contains("no-such-program");
+        // stdin is /dev/null: cat ends at once.
+        assertThat(run("cat").exitCode()).isZero();
+    }
+
+    @Test
+    void aCommandPastItsTimeoutIsKilledAndTheNextOneRuns() throws Exception {
+        long start = System.nanoTime();
+        ExecResult slow = ExecChannel.exec(port, List.of("sh", "-c", "echo started; sleep 60 & sleep 60"),
+                Duration.ofSeconds(2), MAX);
+        long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertThat(slow.timedOut()).isTrue();
+        assertThat(slow.exitCode()).isEqualTo(-1);
+        assertThat(text(slow.stdout())).isEqualTo("started\n");
+        assertThat(millis).isBetween(2000L, 2000 + ExecChannel.SLACK.toMillis());
+
+        assertThat(text(run("echo", "next").stdout())).isEqualTo("next\n");
+        // The whole process group went, the background sleep too.
+        assertThat(run("pidof", "sleep").exitCode()).isEqualTo(1);
+    }
+
+    @Test
+    void aReplyNobodyWaitedForIsSkippedByTheNextCall() throws Exception {
+        // A host that sends a request and leaves: the guest runs it and its reply waits for the next connection.
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            channel.connect(UnixDomainSocketAddress.of(port));
+            channel.write(ByteBuffer.wrap(ExecChannel.request("00000000000000000000000000000000",
+                    List.of("sh", "-c", "sleep 1; touch /tmp/stale-ran; echo stale; echo stale >&2"), 30)));
+        }
+        ExecResult next = run("echo", "fresh");
+        assertThat(text(next.stdout())).isEqualTo("fresh\n");
+        assertThat(next.stderr()).isEmpty();
+        // One command at a time: the abandoned one ran (and replied) before this call's.
+        assertThat(run("test", "-e", "/tmp/stale-ran").exitCode()).isZero();
+    }
+
+    @Test
+    void outputOverTheLimitIsTruncated() throws Exception {
+        ExecResult result = ExecChannel.exec(port, List.of("sh", "-c", "head -c 100000 /dev/zero; echo e >&2"),
+                TIMEOUT, 4096);
+        assertThat(result.stdout()).hasSize(4096);
+        assertThat(text(result.stderr())).isEqualTo("e\n");
+        assertThat(result.truncated()).isTrue();
+        assertThat(result.exitCode()).isZero();
+
+        // The guest itself cuts each stream at 16 MiB (plus the byte that shows there was more).
+        long start = System.nanoTime();
+        ExecResult big = ExecChannel.exec(port, List.of("head", "-c", "17000000", "/dev/zero"), TIMEOUT,
+                ExecChannel.MAX_OUTPUT_BYTES);
+        System.out.printf("monitoring VM: 16 MiB of output took %d ms%n",
+                TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+        assertThat(big.stdout()).hasSize(ExecChannel.MAX_OUTPUT_BYTES);
+        assertThat(big.truncated()).isTrue();
+        assertThat(big.timedOut()).isFalse();
+    }
+
+    @Test
+    void concurrentCallsOnOnePortTakeTurns() throws Exception {
+        Callable<ExecResult> call = () -> run("sh", "-c", "sleep 1; echo done");
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<ExecResult>> results = List.of(pool.submit(call), pool.submit(call), pool.submit(call));
+            for (Future<ExecResult> result : results) {
+                assertThat(text(result.get().stdout())).isEqualTo("done\n");
+            }
+        }
+    }
+
+    @Test
+    void theGuestHasItsPortsAndNoOtherWayOut() throws Exception {
+        assertThat(lines(run("ls", "/dev/virtio-ports"))).containsExactlyInAnyOrder("io.veggur.vmi", "io.veggur.exec");
+        assertThat(lines(run("ls", "/sys/class/net"))).containsExactly("lo");
+        assertThat(lines(run("ls", "/sys/block"))).isEmpty();
+        // virtio device ids: 1 net, 2 block, 3 console, 9 9p, 19 vsock, 26 fs; only the console is there.
+        assertThat(lines(run("sh", "-c", "cat /sys/bus/virtio/devices/*/device"))).containsExactly("0x0003");
+        assertThat(text(run("cat", "/proc/filesystems").stdout())).doesNotContain("9p", "virtiofs", "nfs");
+        assertThat(text(run("cat", "/proc/mounts").stdout())).doesNotContain("9p", "virtiofs", "nfs");
+        // No login path either: no password, no getty on the console.
+        assertThat(text(run("cat", "/etc/passwd").stdout())).doesNotContain("root:x:").contains("root:*:");
+        assertThat(run("pidof", "getty").exitCode()).isEqualTo(1);
+    }
+
+    @Test
+    void malformedRequestsGetAnErrorAndChangeNothing() throws Exception {
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            channel.connect(UnixDomainSocketAddress.of(port));
+            String lines = "RUN rm -rf /\nEXEC 0123456789abcdef 0 YQ==\n";
+            channel.write(ByteBuffer.wrap(lines.getBytes(StandardCharsets.US_ASCII)));
+            ByteBuffer reply = ByteBuffer.allocate(4096);
+            while (countLines(reply) < 2) {
+                assertThat(channel.read(reply)).isPositive();
+            }
+            String text = new String(reply.array(), 0, reply.position(), StandardCharsets.US_ASCII);
+            assertThat(text).startsWith("ERROR ").contains("\nERROR 0123456789abcdef the timeout");
+        }
+        assertThat(text(run("echo", "still").stdout())).isEqualTo("still\n");
+    }
+
+    @Test
+    void invalidCallsAreRefusedOnTheHost() {
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of(), TIMEOUT, MAX))
+                .isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("echo", "a\0b"), TIMEOUT, MAX))
+                .isInstanceOf(IllegalArgumentException.class);
+        String tooLong = "x".repeat(ExecChannel.MAX_ARGV_BYTES);
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("echo", tooLong), TIMEOUT, MAX))
+                .isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("true"), Duration.ZERO, MAX))
+                .isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("true"), TIMEOUT, ExecChannel.MAX_OUTPUT_BYTES + 1))
+                .isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> ExecChannel.exec(home.resolve("no-such.sock"), List.of("true"), TIMEOUT, MAX))
+                .isInstanceOf(IOException.class).hasMessageContaining("cannot connect");
+    }
+
+    private ExecResult run(String... argv) throws IOException {
+        return run(List.of(argv));
+    }
+
+    private ExecResult run(List<String> argv) throws IOException {
+        ExecResult result = ExecChannel.exec(port, argv, TIMEOUT, MAX);
+        assertThat(result.timedOut()).as("%s timed out", argv).isFalse();
+        return result;
+    }
+
+    private static String text(byte[] bytes) {
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    private static List<String> lines(ExecResult result) {
+        assertThat(result.exitCode()).as(text(result.stderr())).isZero();
+        return text(result.stdout()).lines().map(String::strip).filter(s -> !s.isEmpty()).toList();
+    }
+
+    private static int countLines(ByteBuffer buffer) {
+        int count = 0;
+        for (int i = 0; i < buffer.position(); i++) {
+            count += buffer.get(i) == '\n' ? 1 : 0;
+        }
+        return count;
+    }
+
+    /** What the jar says on the host, the ground truth for the guest's answer. */
+    private String hostVersion() throws Exception {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        return output(List.of(java, "-jar", Path.of("target", "veggur.jar").toAbsolutePath().toString(), "--version"),
+                Duration.ofMinutes(1));
+    }
+
+    private Path image() throws Exception {
+        String configured = System.getenv("VEGGUR_MONITOR_DIR");
+        return configured != null && !configured.isBlank() ? Path.of(configured) : TestDocker.monitorImage();
+    }
+
+    private static String output(List<String> command, Duration timeout) throws Exception {
+        Path out = Files.createTempFile("veggur-monitor-it-", ".out");
+        Path log = Files.createTempFile("veggur-monitor-it-", ".log");
+        try {
+            Process process = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(log.toFile())
+                    .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+            if (!process.waitFor(timeout.toSeconds(), TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                throw new IOException(command + " took more than " + timeout.toSeconds() + " s");
+            }
+            if (process.exitValue() != 0) {
+                throw new IOException(command + " failed (exit " + process.exitValue() + "):\n"
+                        + Files.readString(log));
+            }
+            return Files.readString(out);
+        } finally {
+            Files.deleteIfExists(out);
+            Files.deleteIfExists(log);
+        }
+    }
+}
