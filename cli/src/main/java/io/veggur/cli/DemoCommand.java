@@ -10,6 +10,8 @@ import io.veggur.host.vm.VeggurHome;
 import io.veggur.host.vm.VmException;
 import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
+import io.veggur.vmi.IntrospectionSession;
+import io.veggur.vmi.os.linux.KernelDiscovery;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -29,9 +31,10 @@ import picocli.CommandLine.Option;
  * {@code veggur demo}: self-service introspection end to end, each step timed. It starts an agent in a Veggur home of
  * its own ({@code $VEGGUR_HOME/demo}, on a free port), creates tenants alice and bob, boots alice's VM, deploys her
  * container environment and lists the guest's processes inside it, then shows bob refused by the API, by the socket
- * and from a container of his own. It cleans up unless {@code --keep}.
+ * and from a container of his own, then alice's network environment (TLS with her issued identity; plaintext
+ * refused) and, when the agent has the monitoring VM image, her monitoring VM. It cleans up unless {@code --keep}.
  */
-@Command(name = "demo", description = "Self-service introspection end to end: agent, tenants, VM, container environment.")
+@Command(name = "demo", description = "Self-service introspection end to end: agent, tenants, VM, container, network and VM environments.")
 final class DemoCommand implements Callable<Integer> {
     private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(120);
     private static final String SOCKET = "/vmi/vmi.sock";
@@ -127,6 +130,39 @@ final class DemoCommand implements Callable<Integer> {
         refusedByApi(() -> bob.get("/v1/vms/alice/web/environment"));
         done("");
 
+        step("alice swaps her container for a network environment: TLS 1.3, a client certificate bound to web, role"
+                + " read and loopback");
+        alice.delete("/v1/vms/alice/web/environment");
+        JsonNode network = alice.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode()
+                .put("flavor", "network").put("role", "read"));
+        Path identity = home.resolve("alice-web.p12");
+        writePrivate(identity, network.path("identity").binaryValue());
+        writePrivate(Path.of(identity + ".password"), (network.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
+        String endpoint = network.path("endpoint").asText();
+        int processes;
+        try (IntrospectionSession session = IntrospectionSession.connect(endpoint + "?identity=" + identity)) {
+            processes = KernelDiscovery.discover(session.physicalMemory(), null).processes().items().size();
+        }
+        String plaintext;
+        try (IntrospectionSession session = IntrospectionSession.connect(endpoint.replace("tls://", "tcp://"))) {
+            plaintext = "plaintext was let in (wrong)";
+        } catch (IOException e) {
+            plaintext = "plaintext to the same port is refused: " + e.getMessage();
+        }
+        done(processes + " processes listed over " + endpoint + " with the identity in " + identity);
+        indent(plaintext + "\n");
+
+        // The agent offers the vm flavor when it was given the monitoring VM image (./veggur demo builds it).
+        if (System.getenv("VEGGUR_MONITOR_IMAGE") != null) {
+            step("alice swaps it for a monitoring VM: its only channel is a virtio-serial port to web's socket");
+            alice.delete("/v1/vms/alice/web/environment");
+            alice.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode().put("flavor", "vm").put("role", "read"));
+            JsonNode info = exec(alice, "alice/web", "sh", "-c", "veggur vmi info --socket serial:io.veggur.vmi | head -n 3;"
+                    + " echo \"network: $(ls /sys/class/net), disks: $(ls /sys/block | wc -l), sockets: $(find / -xdev -type s | wc -l)\"");
+            done("exit " + info.path("exitCode").asInt() + " (the tools run inside the monitoring VM, under TCG here)");
+            indent(text(info, "stdout") + text(info, "stderr"));
+        }
+
         step("the audit log: every refusal is there, and the hash chain verifies");
         Thread.sleep(1500); // the agent collects the socket's refusals once a second
         for (JsonNode record : operator.get("/v1/audit?limit=10000")) {
@@ -140,6 +176,12 @@ final class DemoCommand implements Callable<Integer> {
             done(verification.intact() ? "audit log intact: " + verification.recordsChecked() + " records"
                     : "audit log BROKEN: " + verification.firstBreak().orElseThrow().message());
         }
+    }
+
+    private static void writePrivate(Path file, byte[] bytes) throws IOException {
+        Files.deleteIfExists(file);
+        Files.write(Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))),
+                bytes);
     }
 
     private String createTenant(String name) throws IOException {
