@@ -225,6 +225,25 @@ class NetworkFlavorIT {
                 tls(cohost, alicePort, aliceIdentity)));
     }
 
+    @Test
+    @Order(9)
+    void traceRole_breakpointsWorkOverTls() throws Exception {
+        Path identity = work.resolve("alice-trace.p12");
+        Cli.Result created = agent.as(alice, "env", "create", "web", "--flavor", "network", "--role", "trace",
+                "--client", cohost.clientAddress + "/32", "--identity", identity.toString(), "--json");
+        assertThat(created.exitCode()).as(created.stderr()).isZero();
+        int port = port(Json.MAPPER.readTree(created.stdout()).path("endpoint").asText());
+        console().type("veggur-getpid 9 20000");
+        int pid = Integer.parseInt(console().awaitLine(Pattern.compile("VEGGUR-GETPID-START pid=(\\d+) calls=9\\b"), BOOT)
+                .group(1));
+        Cli.Result traced = Cli.runIn(cohost.name, agent.home, Map.of(), "vmi", "break", "__x64_sys_getpid", "--socket",
+                tls(cohost, port, identity), "--pid", Integer.toString(pid), "--count", "9", "--seconds", "60");
+        assertThat(traced.exitCode()).as(traced.stderr()).isZero();
+        assertThat(traced.stdout()).contains("9 hits").contains("pid " + pid + " (veggur-getpid)");
+        assertThat(console().awaitLine(Pattern.compile("VEGGUR-GETPID pid=(\\d+) calls=9 "), BOOT).group(1))
+                .isEqualTo(Integer.toString(pid));
+    }
+
     private static GuestConsole console() {
         return new GuestConsole(new VeggurHome(agent.home).vm(web.name()));
     }

@@ -40,7 +40,7 @@ class VmFlavorIT {
         alice = agent.createTenant("alice");
         agent.client(alice).post("/v1/vms", Json.MAPPER.createObjectNode().put("name", "web"));
         JsonNode environment = agent.client(alice).put("/v1/vms/alice/web/environment",
-                Json.MAPPER.createObjectNode().put("flavor", "vm"));
+                Json.MAPPER.createObjectNode().put("flavor", "vm").put("role", "trace"));
         assertThat(environment.path("state").asText()).isEqualTo("ready");
         assertThat(environment.path("endpoint").asText()).isEqualTo("serial:io.veggur.vmi");
         web = agent.hostVm(vmIdSeenFromTheMonitor());
@@ -85,7 +85,7 @@ class VmFlavorIT {
 
     @Test
     @Order(3)
-    void readRole_isEnforcedByTheSocketBehindThePort() throws Exception {
+    void traceRole_isEnforcedByTheSocketBehindThePort() throws Exception {
         Cli.Result write = agent.as(alice, "env", "exec", "web", "--", "veggur", "vmi", "write", "--socket",
                 "serial:io.veggur.vmi", "--physical", "0x100000", "--hex", "deadbeef");
         assertThat(write.exitCode()).isNotZero();
@@ -96,6 +96,23 @@ class VmFlavorIT {
 
     @Test
     @Order(4)
+    void breakpoints_workFromTheMonitoringVm() throws Exception {
+        GuestConsole console = new GuestConsole(new VeggurHome(agent.home).vm(web.name()));
+        // A long pause before the calls: the tool starts in a TCG guest and discovers the kernel over the serial link.
+        console.type("veggur-getpid 9 90000");
+        int pid = Integer.parseInt(console.awaitLine(Pattern.compile("VEGGUR-GETPID-START pid=(\\d+) calls=9\\b"), BOOT)
+                .group(1));
+        Cli.Result traced = agent.as(alice, "env", "exec", "--timeout", "240", "web", "--", "veggur", "vmi", "break",
+                "__x64_sys_getpid", "--socket", "serial:io.veggur.vmi", "--pid", Integer.toString(pid), "--count", "9",
+                "--seconds", "200");
+        assertThat(traced.exitCode()).as(traced.stderr()).isZero();
+        assertThat(traced.stdout()).contains("9 hits").contains("pid " + pid + " (veggur-getpid)");
+        assertThat(console.awaitLine(Pattern.compile("VEGGUR-GETPID pid=(\\d+) calls=9 "), BOOT).group(1))
+                .isEqualTo(Integer.toString(pid));
+    }
+
+    @Test
+    @Order(5)
     void stoppingTheVm_removesItsMonitoringVm() throws Exception {
         VmManager manager = new VmManager(new VeggurHome(agent.home));
         assertThat(manager.list()).anySatisfy(vm -> assertThat(vm.name()).startsWith("mon-"));
