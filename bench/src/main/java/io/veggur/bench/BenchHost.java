@@ -15,8 +15,9 @@ import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
- * What the agent-driven benchmark harnesses (EnvironmentBenchmark, ActiveBenchmark) share: facts about the machine
- * for their reports, their settings from the environment, medians, and the tear-down of their throw-away Veggur home.
+ * What the agent-driven benchmark harnesses (EnvironmentBenchmark, ActiveBenchmark, FlavorBenchmark) share: facts
+ * about the machine for their reports, their settings from the environment, medians, and the tear-down of their
+ * throw-away Veggur home.
  */
 final class BenchHost {
     private BenchHost() {}
@@ -61,6 +62,10 @@ final class BenchHost {
             Thread.currentThread().interrupt();
             return "unknown";
         }
+    }
+
+    static String qemuVersion() {
+        return firstLine("qemu-system-x86_64", "--version");
     }
 
     static String dockerVersion(String dockerHost) {
