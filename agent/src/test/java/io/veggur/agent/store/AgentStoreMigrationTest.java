@@ -2,6 +2,7 @@ package io.veggur.agent.store;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -10,6 +11,7 @@ import java.sql.DriverManager;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -29,7 +31,10 @@ class AgentStoreMigrationTest {
             assertThat(single(connection, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema "
                     + "WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name NOT LIKE 'flyway%' ORDER BY name)"))
                     .isEqualTo("audit,audit_head,environments,grants,operator_token,refusal_cursors,tenants,vms");
-            assertThat(single(connection, "SELECT count(*) FROM flyway_schema_history WHERE success = 1")).isEqualTo("2");
+            assertThat(single(connection, "SELECT count(*) FROM flyway_schema_history WHERE success = 1"))
+                    .isEqualTo(Integer.toString(migrations()));
+            assertThat(single(connection, "SELECT count(*) FROM pragma_table_info('environments') WHERE name = 'options'"))
+                    .as("V3 adds the flavors' options").isEqualTo("1");
         }
     }
 
@@ -45,7 +50,15 @@ class AgentStoreMigrationTest {
             assertThat(reopened.audit().verify().intact()).isTrue();
         }
         try (Connection connection = DriverManager.getConnection("jdbc:sqlite:" + file)) {
-            assertThat(single(connection, "SELECT count(*) FROM flyway_schema_history")).isEqualTo("2");
+            assertThat(single(connection, "SELECT count(*) FROM flyway_schema_history"))
+                    .isEqualTo(Integer.toString(migrations()));
+        }
+    }
+
+    /** The migrations the source tree holds (the test runs in the module's directory). */
+    private static int migrations() throws IOException {
+        try (Stream<Path> files = Files.list(Path.of("src/main/resources/db/migration"))) {
+            return (int) files.filter(f -> f.getFileName().toString().matches("V\\d+__.*\\.sql")).count();
         }
     }
 
