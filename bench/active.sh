@@ -3,9 +3,19 @@
 #   getpid  - the guest's getpid loop unmonitored and with `veggur vmi break __x64_sys_getpid` running
 #   pi      - `veggur-pi DIGITS` unmonitored and with `veggur vmi trace sched` running
 #   event   - the event round trip: the time N breakpoint events add to the loop, divided by N
-# each monitored run natively (host subprocess on the VM's own socket) and in a container environment (role trace),
-# in interleaved rounds, so machine noise hits both alike. See bench/src/main/java/io/veggur/bench/ActiveBenchmark.java.
-# Usage: bench/active.sh [ROUNDS [GETPID_CALLS [PI_DIGITS]]]   (default 3, 2000, 2000). Run as root (QEMU, dockerd).
+# each monitored run in the four flavors, all with role trace: native (host subprocess on the VM's own socket),
+# container (exec through the API), vm (exec through the API in a monitoring VM, TCG here, on the serial link) and
+# network (host subprocess on the network environment's mutual-TLS endpoint on loopback), in interleaved rounds, so
+# machine noise hits all alike. See bench/src/main/java/io/veggur/bench/ActiveBenchmark.java.
+# Usage: bench/active.sh [ROUNDS [GETPID_CALLS [PI_DIGITS]]]   (default 3, 1000, 1000: 15-20 minutes). Run as root
+# (QEMU, dockerd).
+#   A quick check: bench/active.sh 1 300 500
+# Environment:
+#   VEGGUR_ACTIVE_PAUSES=vm=60,network=10   getpid's pause and pi's sleep to arm, per flavor, in seconds (default: from
+#                                           a probe per flavor)
+#   VEGGUR_ACTIVE_JIT=tiered                the tools' JIT: c1 (default, the image launcher's flags) or tiered
+#   VEGGUR_CLI_JAR=... VEGGUR_BENCH_JAR=... use these jars instead of building (both or neither): on a shared tree,
+#                                           rebuilding cli/target/veggur.jar breaks VMs and agents started from it
 # Progress goes to stderr, the markdown report to stdout.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,21 +30,39 @@ if [ -z "${JAVA_HOME:-}" ] || ! jdk_at_least_25 "$JAVA_HOME"; then
 fi
 jdk_at_least_25 "${JAVA_HOME:-}" || { echo "active.sh: a JDK 25 or newer is needed" >&2; exit 1; }
 
-# Maven skips what is up to date, so building every time costs little and never measures a stale jar.
-(cd "$ROOT" && ./mvnw -q -B -DskipTests -DskipITs -pl cli,bench -am package)
-# The run takes minutes: it uses copies of the jars, so a rebuild meanwhile cannot change them under it. The image is
-# built from the same copy, so host and container run the same bytes. Removed on any exit; the benchmark itself removes
-# its environment, VM, agent and home (also on Ctrl-C, through its shutdown hook).
+if [ -n "${VEGGUR_CLI_JAR:-}${VEGGUR_BENCH_JAR:-}" ]; then
+  [ -f "${VEGGUR_CLI_JAR:-}" ] && [ -f "${VEGGUR_BENCH_JAR:-}" ] \
+    || { echo "active.sh: VEGGUR_CLI_JAR and VEGGUR_BENCH_JAR must both name jars" >&2; exit 1; }
+  CLI_JAR=$VEGGUR_CLI_JAR BENCH_JAR=$VEGGUR_BENCH_JAR
+else
+  # Maven skips what is up to date, so building every time costs little and never measures a stale jar.
+  (cd "$ROOT" && ./mvnw -q -B -DskipTests -DskipITs -pl cli,bench -am package)
+  CLI_JAR=$ROOT/cli/target/veggur.jar BENCH_JAR=$ROOT/bench/target/benchmarks.jar
+fi
+# The run takes many minutes: it uses copies of the jars, so a rebuild meanwhile cannot change them under it. The
+# tools image and the monitoring VM's image are built from the same copy, so host, container and monitoring VM run
+# the same bytes. Removed on any exit; the benchmark itself removes its environments, VMs, agent and home (also on
+# Ctrl-C, through its shutdown hook).
 STAGE=$(mktemp -d /tmp/veggur-active-XXXXXX)
-trap 'rm -rf "$STAGE"' EXIT
-cp "$ROOT/cli/target/veggur.jar" "$STAGE/veggur.jar"
-cp "$ROOT/bench/target/benchmarks.jar" "$STAGE/benchmarks.jar"
+PIN=
+cleanup() {
+  [ -z "$PIN" ] || docker --host "$VEGGUR_DOCKER_HOST" rm -f "$PIN" >/dev/null 2>&1 || true
+  rm -rf "$STAGE"
+}
+trap cleanup EXIT
+cp "$CLI_JAR" "$STAGE/veggur.jar"
+cp "$BENCH_JAR" "$STAGE/benchmarks.jar"
 
 VEGGUR_DOCKER_HOST=$("$ROOT/container/dockerd.sh" start | tail -n 1)
 VEGGUR_IMAGE=$("$ROOT/container/build-image.sh" "$STAGE/veggur.jar" | tail -n 1)
+# container/build-image.sh removes every other tools image no container uses, so a build by someone else before this
+# run's container environment exists would remove this run's image. A created (never started) container pins it.
+PIN=$(docker --host "$VEGGUR_DOCKER_HOST" create --network none --name "veggur-activebench-pin-$$" "$VEGGUR_IMAGE" true)
 VEGGUR_GUEST_DIR=$("$ROOT/guest/build.sh" | tail -n 1)
-export VEGGUR_DOCKER_HOST VEGGUR_IMAGE VEGGUR_GUEST_DIR
+VEGGUR_MONITOR_IMAGE=$("$ROOT/monitor/build-image.sh" "$STAGE/veggur.jar" | tail -n 1)
+[ -d "$VEGGUR_MONITOR_IMAGE" ] || { echo "active.sh: monitor/build-image.sh left no image directory" >&2; exit 1; }
+export VEGGUR_DOCKER_HOST VEGGUR_IMAGE VEGGUR_GUEST_DIR VEGGUR_MONITOR_IMAGE
 
-# Not exec: the trap above must still remove the copies when Java is done.
+# Not exec: the trap above must still remove the copies (and the pin) when Java is done.
 "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \
   -cp "$STAGE/benchmarks.jar" io.veggur.bench.ActiveBenchmark "$STAGE/veggur.jar" "$@"

@@ -8,6 +8,7 @@ import static io.veggur.bench.BenchHost.required;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.veggur.agent.Agent;
 import io.veggur.agent.client.AgentClient;
 import io.veggur.host.vm.GuestConsole;
@@ -16,9 +17,9 @@ import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.net.InetAddress;
 import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.net.InetAddress;
 import java.net.URI;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -26,11 +27,16 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.EnumMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
@@ -45,7 +51,7 @@ import java.util.regex.Pattern;
  * Active introspection after the paper's figure 5 (issue 6), through an in-process agent in a throw-away home, one
  * 256 MiB VM (1 vCPU, TCG), in one run with interleaved rounds:
  * <ol>
- *   <li>the guest's getpid loop ({@code veggur-getpid N DELAY_MS}) unmonitored and with {@code veggur vmi break
+ *   <li>the guest's getpid loop ({@code veggur-getpid N PAUSE_MS}) unmonitored and with {@code veggur vmi break
  *       __x64_sys_getpid --pid P --count N} running, the tool started once the workload printed its pid and armed
  *       during the workload's pause; every monitored run must see exactly N hits;</li>
  *   <li>{@code veggur-pi DIGITS} unmonitored and with {@code veggur vmi trace sched} running (armed during a
@@ -53,66 +59,134 @@ import java.util.regex.Pattern;
  *       before its exec, under the shell's name);</li>
  *   <li>the event round trip: the time N breakpoint events add, divided by N.</li>
  * </ol>
- * Each monitored run is made in two flavors: <b>native</b>, the CLI as a host {@code java} subprocess against the VM's
- * own socket, and <b>container</b>, the same command exec'd through the API in an environment with role {@code trace}
- * (the VM and network flavors do not exist yet). Both run the same JVM flags.
+ * Each monitored run is made in the four flavors, all with role {@code trace}, each environment held by a tenant of
+ * its own (a tenant has at most one environment per VM; {@code bench} owns the VM, {@code bench-vm} and
+ * {@code bench-net} have trace grants), so all of them exist for the whole run and rounds can interleave them:
+ * <ul>
+ *   <li><b>native</b>: the CLI as a host {@code java} subprocess against the VM's own socket;</li>
+ *   <li><b>container</b>: the same command exec'd through the API in a container environment
+ *       ({@code /vmi/vmi.sock});</li>
+ *   <li><b>vm</b>: exec'd through the API in a monitoring-VM environment (a TCG guest on these machines, so its
+ *       JVM runs emulated), on {@code serial:io.veggur.vmi};</li>
+ *   <li><b>network</b>: a host {@code java} subprocess on the network environment's mutual-TLS 1.3 endpoint on
+ *       loopback, with the identity the environment's creation issued.</li>
+ * </ul>
+ * All run the same JVM flags, plus {@code -Xlog:exceptions=info} into a file, which is how expired events are
+ * counted: the host's DebugBridge lets the vCPU go on by itself when a client has not resolved an event within 1 s,
+ * and the client's late resolution then fails with "event N is not waiting for you", which the CLI swallows; the
+ * exception log still names each such event once or more, so the distinct N are the expiries. (The log costs about
+ * 2000 lines at JVM start and nothing per event.)
+ *
+ * <p>The workload's pause, during which the tool starts and arms, is per flavor: before the rounds, each flavor runs
+ * {@code vmi break __x64_sys_getpid --pid 1 --count 1 --seconds 1} twice (the first run also fills its profile cache:
+ * in the monitoring VM the first kernel discovery over the serial link takes tens of seconds), and the second run's
+ * whole duration, start to exit, bounds the time to arm: getpid's pause is max(8 s, 1.5 × that + 4 s), whole seconds
+ * (a tool that arms too late waits for hits that never come, up to its 540 s). pi's sleep is shorter, max(8 s, that +
+ * 4 s): the sched tracer traps every address-space switch from the moment it is armed, so each second of sleep after
+ * that costs several seconds of wall time in the slow flavors (about 200 events per second of guest time, each about
+ * 25 ms in the monitoring VM: some 5 s of wall time per second of sleep).
+ * A pi run whose tracer armed after pi started is made once more with getpid's pause (and counted in the report).
+ * VEGGUR_ACTIVE_PAUSES (e.g. {@code vm=60,network=10}, seconds) sets both instead for the flavors named.
+ *
+ * <p>Stopping the sched tracer: natively by SIGTERM to its process, in the container by {@code kill} of the pid its
+ * shell noted (a second exec). The monitoring VM's exec service runs one command at a time, so there a shell next to
+ * the tracer stops it: the guest runs {@code veggur-getpid 1 300} after pi, and once the tracer's output (polled every
+ * second) names it, the shell sends the tracer SIGTERM. That is after pi's result line, so it costs pi nothing.
  *
  * <p>Two clocks. The guest's own CLOCK_MONOTONIC (what the workloads print) does not advance while QEMU holds the VM
  * stopped in its gdbstub, so in monitored runs it sees only part of an event's cost. The host clock does: the wall
  * time of a monitored run is taken from when its console lines appeared on the host (the console log is polled every
- * millisecond), minus the workload's pause. Both are reported. Unmonitored runs are never stopped, so there the two
- * clocks agree, and their guest figure is the baseline of both slowdowns: the console's timing is only good to some
- * tens of milliseconds, fine for monitored runs of seconds, too coarse for unmonitored runs of 1 to 100 ms.
+ * millisecond), minus the workload's pause. Both are reported; their difference per event is the time the VM stood
+ * stopped, i.e. mostly the client's handling. Unmonitored runs are never stopped, so there the two clocks agree, and
+ * their guest figure is the baseline of both slowdowns: the console's timing is only good to some tens of
+ * milliseconds, fine for monitored runs of seconds, too coarse for unmonitored runs of 1 to 100 ms.
  *
- * <p>Usage: {@code ActiveBenchmark CLI_JAR [ROUNDS=3 [GETPID_CALLS=2000 [PI_DIGITS=2000]]]}, with VEGGUR_DOCKER_HOST,
- * VEGGUR_IMAGE and VEGGUR_GUEST_DIR set (bench/active.sh does all of it). Progress goes to stderr, the markdown report
- * to stdout.
+ * <p>Usage: {@code ActiveBenchmark CLI_JAR [ROUNDS=3 [GETPID_CALLS=1000 [PI_DIGITS=1000]]]}, with
+ * VEGGUR_DOCKER_HOST, VEGGUR_IMAGE, VEGGUR_GUEST_DIR and VEGGUR_MONITOR_IMAGE set (bench/active.sh does all of it).
+ * Progress goes to stderr, the markdown report to stdout.
  */
 public final class ActiveBenchmark {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String NAME = "bench";
     private static final String VM = AgentClient.vmPath(NAME, NAME);
-    /** The getpid workload's pause between printing its pid and the calls: the tracer starts and arms meanwhile. */
-    private static final int DELAY_MS = 8000;
-    /** The same for pi, as a shell {@code sleep} before it (veggur-pi has no pause of its own). */
-    private static final int PI_DELAY_SECONDS = 8;
+    private static final String SCRIPT = "bench/active.sh";
+    /** The shortest pause between the workload's start line and its calls (getpid) or its start (pi). */
+    private static final int MIN_PAUSE_MS = 8000;
     /** Unmonitored runs per round and workload (their median is the round's baseline). */
     private static final int BASELINE_RUNS = 3;
     private static final int TRACER_SECONDS = 540;
     private static final int EXEC_TIMEOUT_SECONDS = 590;
     private static final Duration RUN_TIMEOUT = Duration.ofSeconds(EXEC_TIMEOUT_SECONDS);
     private static final String PI_START = "VEGGUR-BENCH-PI-START";
-    /** Where the container's sched tracer notes its pid, so that it can be stopped by pid. */
-    private static final String CONTAINER_PID_FILE = "/tmp/veggur-bench-sched.pid";
+    /** What the guest runs after pi in the vm flavor; the monitoring VM's shell stops the tracer once it sees it. */
+    private static final String PI_END_MARK = "veggur-getpid 1 300";
+    private static final Pattern PI_END_DONE = Pattern.compile("GETPID pid=\\d+ calls=1 ns=");
+    /** The probe that bounds a flavor's time to arm (pid 1 makes no getpid calls while idle). */
+    private static final List<String> PROBE = List.of("vmi", "break", "__x64_sys_getpid", "--pid", "1", "--count", "1",
+            "--seconds", "1");
 
-    /** As EnvironmentBenchmark: the image launcher's JVM flags (./veggur's run_cli plus -UsePerfData), CDS off on both sides. */
-    private static final List<String> JVM_FLAGS = List.of("--enable-native-access=ALL-UNNAMED",
+    /** In an exec environment (container, monitoring VM): where a tracer's pid and exception log go. */
+    private static final String PID_FILE = "/tmp/veggur-bench-tracer.pid";
+    private static final String EXCEPTION_LOG = "/tmp/veggur-bench-exceptions.log";
+    private static final String TRACE_OUT = "/tmp/veggur-bench-trace.out";
+    /** The last stderr line of an exec'd tracer: how many events expired. */
+    private static final String EXPIRED_TAG = "VEGGUR-BENCH-EXPIRED ";
+    private static final Pattern EXPIRED_EVENT = Pattern.compile("event (\\d+) is not waiting for you");
+
+    /**
+     * As EnvironmentBenchmark: the image launcher's JVM flags (./veggur's run_cli plus -UsePerfData), CDS off
+     * everywhere. VEGGUR_ACTIVE_JIT=tiered drops -XX:TieredStopAtLevel=1 (C2 too: the JDK's AES-GCM intrinsics, which
+     * TLS wants, are C2's).
+     */
+    private static final List<String> C1_FLAGS = List.of("--enable-native-access=ALL-UNNAMED",
             "--sun-misc-unsafe-memory-access=allow", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
             "-Xshare:off");
+    private List<String> jvmFlags = C1_FLAGS;
 
     enum Flavor {
         NATIVE("native (host subprocess, VM's own socket)"),
-        CONTAINER("container (role trace, exec through the API)");
+        CONTAINER("container (exec through the API, `/vmi/vmi.sock`)"),
+        VM("vm (monitoring VM, exec through the API, `serial:io.veggur.vmi`)"),
+        NETWORK("network (host subprocess, mutual TLS 1.3 on loopback)");
 
         final String label;
 
         Flavor(String label) {
             this.label = label;
         }
+
+        String key() {
+            return name().toLowerCase();
+        }
+
+        /** The tool runs on the host (else through the exec API in the environment). */
+        boolean onHost() {
+            return this == NATIVE || this == NETWORK;
+        }
     }
 
-    /** One monitored getpid run. */
-    record GetpidRun(long guestNs, long wallNs, int hits, long armedMs) {}
+    /** One monitored getpid run. armedMs: from the start line to the tool's "breakpoint set" (host flavors; else -1). */
+    record GetpidRun(long guestNs, long wallNs, int hits, long armedMs, int expired) {}
 
     /** One monitored pi run. eventsWhileRunning: switch events from the first that involves pi to the last. */
-    record PiRun(long guestNs, long wallNs, int events, int eventsWhileRunning, boolean armedBefore) {}
+    record PiRun(long guestNs, long wallNs, int events, int eventsWhileRunning, boolean armedBefore, int expired) {}
 
     private final Path home;
     private final Path cliJar;
     private final int calls;
     private final int digits;
     private Agent agent;
-    private AgentClient tenant;
+    private final Map<Flavor, AgentClient> tenants = new EnumMap<>(Flavor.class);
+    /** The socket argument of each flavor's tools. */
+    private final Map<Flavor, String> sockets = new EnumMap<>(Flavor.class);
+    /** Per flavor: the getpid workload's pause, and pi's sleep before it (shorter: see the class comment). */
+    private final Map<Flavor, Integer> pausesMs = new EnumMap<>(Flavor.class);
+    private final Map<Flavor, Integer> piPausesMs = new EnumMap<>(Flavor.class);
+    /** Monitored pi runs made again because the tracer armed after pi had started. */
+    private final Map<Flavor, Integer> piRedone = new EnumMap<>(Flavor.class);
+    /** Probe durations (ms), first and second run. */
+    private final Map<Flavor, long[]> probesMs = new EnumMap<>(Flavor.class);
+    private final Set<Flavor> pausesSet = new HashSet<>();
     private ConsoleTail console;
     private GuestConsole input;
     private final List<Process> processes = new CopyOnWriteArrayList<>();
@@ -123,6 +197,8 @@ public final class ActiveBenchmark {
         return thread;
     });
     private final AtomicBoolean cleaned = new AtomicBoolean();
+    private String monitorAccel = "unknown";
+    private static final long STARTED = System.nanoTime();
 
     private ActiveBenchmark(Path home, Path cliJar, int calls, int digits) {
         this.home = home;
@@ -137,11 +213,19 @@ public final class ActiveBenchmark {
             System.exit(2);
         }
         int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 3;
-        int calls = args.length > 2 ? Integer.parseInt(args[2]) : 2000;
-        int digits = args.length > 3 ? Integer.parseInt(args[3]) : 2000;
+        // 1000 and 1000 (2000 and 2000 before the vm and network flavors): the run stays under about 20 minutes.
+        int calls = args.length > 2 ? Integer.parseInt(args[2]) : 1000;
+        int digits = args.length > 3 ? Integer.parseInt(args[3]) : 1000;
         ActiveBenchmark bench = new ActiveBenchmark(Files.createTempDirectory("veggur-activebench-"),
                 Path.of(args[0]).toAbsolutePath(), calls, digits);
-        // Ctrl-C too must not leave a VM, a container, a tracer or a RAM file behind.
+        bench.parsePauses(System.getenv("VEGGUR_ACTIVE_PAUSES"));
+        String jit = System.getenv("VEGGUR_ACTIVE_JIT");
+        if ("tiered".equals(jit)) {
+            bench.jvmFlags = C1_FLAGS.stream().filter(flag -> !flag.startsWith("-XX:TieredStopAtLevel")).toList();
+        } else if (jit != null && !jit.isBlank() && !jit.equals("c1")) {
+            throw new IllegalArgumentException("VEGGUR_ACTIVE_JIT: c1 (the default) or tiered, not '" + jit + "'");
+        }
+        // Ctrl-C too must not leave a VM, a container, a monitoring VM, a tracer or a RAM file behind.
         Thread hook = new Thread(bench::cleanUp);
         Runtime.getRuntime().addShutdownHook(hook);
         try {
@@ -152,40 +236,99 @@ public final class ActiveBenchmark {
         }
     }
 
+    /** VEGGUR_ACTIVE_PAUSES: {@code flavor=seconds,...}. */
+    private void parsePauses(String setting) {
+        if (setting == null || setting.isBlank()) {
+            return;
+        }
+        for (String item : setting.split(",")) {
+            String[] pair = item.strip().split("=", 2);
+            Flavor flavor = Arrays.stream(Flavor.values()).filter(f -> f.key().equals(pair[0].strip())).findFirst()
+                    .orElseThrow(() -> new IllegalArgumentException("VEGGUR_ACTIVE_PAUSES: no flavor '" + pair[0] + "'"));
+            int seconds = pair.length == 2 ? Integer.parseInt(pair[1].strip()) : -1;
+            if (seconds < 1 || seconds > 3600) {
+                throw new IllegalArgumentException("VEGGUR_ACTIVE_PAUSES: '" + item + "' wants 1 to 3600 seconds");
+            }
+            pausesMs.put(flavor, seconds * 1000);
+            piPausesMs.put(flavor, seconds * 1000);
+            pausesSet.add(flavor);
+        }
+    }
+
     private void run(int rounds) throws Exception {
         String load = loadAverage();
-        String dockerHost = required("VEGGUR_DOCKER_HOST", "bench/active.sh");
-        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost, required("VEGGUR_IMAGE", "bench/active.sh"),
-                InetAddress.getLoopbackAddress(), null));
-        String operatorToken = Files.readString(home.resolve("agent/operator.token")).strip();
-        AgentClient operator = new AgentClient(URI.create(agent.url()), operatorToken);
-        String token = operator.post("/v1/tenants", operator.json().put("name", NAME)).path("token").asText();
-        tenant = new AgentClient(URI.create(agent.url()), token);
+        String dockerHost = required("VEGGUR_DOCKER_HOST", SCRIPT);
+        Path monitorImage = Path.of(required("VEGGUR_MONITOR_IMAGE", SCRIPT)).toAbsolutePath();
+        // Network endpoints on loopback; network environments admit loopback clients by default.
+        agent = Agent.start(new Agent.Options(new VeggurHome(home), "127.0.0.1", 0, dockerHost,
+                required("VEGGUR_IMAGE", SCRIPT), InetAddress.getLoopbackAddress(), monitorImage));
+        AgentClient operator = new AgentClient(URI.create(agent.url()),
+                Files.readString(home.resolve("agent/operator.token")).strip());
+        AgentClient owner = tenant(operator, NAME);
+        tenants.put(Flavor.CONTAINER, owner);
+        tenants.put(Flavor.VM, tenant(operator, NAME + "-vm"));
+        tenants.put(Flavor.NETWORK, tenant(operator, NAME + "-net"));
         progress("booting a 256 MiB VM");
-        tenant.post("/v1/vms", tenant.json().put("name", NAME).put("memoryMib", 256));
-        VmInfo vm = new VmManager(new VeggurHome(home)).list().getFirst();   // the only VM in this home
+        owner.post("/v1/vms", owner.json().put("name", NAME).put("memoryMib", 256));
+        VmInfo vm = new VmManager(new VeggurHome(home)).list().getFirst();   // the only VM in this home so far
         var directory = new VeggurHome(home).vm(vm.name());
         input = new GuestConsole(directory);
         console = new ConsoleTail(directory.consoleLog());
         console.await(0, Pattern.compile("VEGGUR-READY"), Duration.ofSeconds(120));
-        tenant.put(VM + "/environment", tenant.json().put("flavor", "container").put("role", "trace"));
+        sockets.put(Flavor.NATIVE, vm.socket());
 
-        // Warm-up, not reported: the workloads' first runs, and one short monitored run per flavor (the guest's first
-        // breakpoint, the native tool's profile cache).
+        for (Flavor flavor : List.of(Flavor.VM, Flavor.NETWORK)) {
+            owner.put(VM + "/grants/" + tenantName(flavor), owner.json().put("role", "trace"));
+        }
+        owner.put(VM + "/environment", owner.json().put("flavor", "container").put("role", "trace"));
+        sockets.put(Flavor.CONTAINER, "/vmi/vmi.sock");
+        progress("booting the monitoring VM (vm environment)");
+        JsonNode monitor = tenants.get(Flavor.VM).put(VM + "/environment",
+                tenants.get(Flavor.VM).json().put("flavor", "vm").put("role", "trace"));
+        sockets.put(Flavor.VM, monitor.path("endpoint").asText());
+        monitorAccel = new VmManager(new VeggurHome(home)).list().stream().filter(v -> v.name().startsWith("mon-"))
+                .map(VmInfo::accel).findFirst().orElse("unknown");
+        JsonNode network = tenants.get(Flavor.NETWORK).put(VM + "/environment",
+                tenants.get(Flavor.NETWORK).json().put("flavor", "network").put("role", "trace"));
+        String endpoint = network.path("endpoint").asText();
+        if (!endpoint.matches("tls://127\\.0\\.0\\.1:\\d+")) {
+            throw new IOException("unexpected network endpoint '" + endpoint + "' (want TLS on loopback)");
+        }
+        sockets.put(Flavor.NETWORK, endpoint + "?identity=" + writeIdentity(network));
+
+        // Each flavor's time to arm, which sets its pause; the first probe also fills the flavor's profile cache.
+        for (Flavor flavor : Flavor.values()) {
+            long[] ms = {probe(flavor), probe(flavor)};
+            probesMs.put(flavor, ms);
+            if (!pausesSet.contains(flavor)) {
+                pausesMs.put(flavor, Math.max(MIN_PAUSE_MS, (int) Math.ceil((1.5 * ms[1] + 4000) / 1000.0) * 1000));
+                piPausesMs.put(flavor, Math.max(MIN_PAUSE_MS, (int) Math.ceil((ms[1] + 4000) / 1000.0) * 1000));
+            }
+            progress("%s: probe %.1f s, then %.1f s; pause %d s (getpid), %d s (pi)", flavor.key(), ms[0] / 1e3,
+                    ms[1] / 1e3, pausesMs.get(flavor) / 1000, piPausesMs.get(flavor) / 1000);
+        }
+
+        // Warm-up, not reported: the workloads' first runs, and a short monitored run natively and in the container
+        // (the guest's first breakpoint hits). The vm and network flavors are left out: their pauses are long, and
+        // their tools' first sessions (cold and warm) were the probes.
         progress("warming up");
         unmonitoredGetpid();
         unmonitoredPi();
-        for (Flavor flavor : Flavor.values()) {
+        for (Flavor flavor : List.of(Flavor.NATIVE, Flavor.CONTAINER)) {
             monitoredGetpid(flavor, 20);
         }
 
+        Flavor[] flavors = Flavor.values();
         long[][] getpidBase = new long[rounds][];
-        GetpidRun[][] getpid = new GetpidRun[rounds][Flavor.values().length];
+        GetpidRun[][] getpid = new GetpidRun[rounds][flavors.length];
         long[][] piBase = new long[rounds][];
-        PiRun[][] pi = new PiRun[rounds][Flavor.values().length];
+        PiRun[][] pi = new PiRun[rounds][flavors.length];
         for (int r = 0; r < rounds; r++) {
-            // Which flavor goes first alternates, so a drift in machine load does not favour one of them.
-            List<Flavor> order = r % 2 == 0 ? List.of(Flavor.NATIVE, Flavor.CONTAINER) : List.of(Flavor.CONTAINER, Flavor.NATIVE);
+            // The order rotates round by round, so a drift in machine load does not favour one flavor.
+            List<Flavor> order = new ArrayList<>();
+            for (int i = 0; i < flavors.length; i++) {
+                order.add(flavors[(r + i) % flavors.length]);
+            }
             getpidBase[r] = new long[BASELINE_RUNS];
             for (int i = 0; i < BASELINE_RUNS; i++) {
                 getpidBase[r][i] = unmonitoredGetpid();
@@ -193,21 +336,71 @@ public final class ActiveBenchmark {
             for (Flavor flavor : order) {
                 GetpidRun run = monitoredGetpid(flavor, calls);
                 getpid[r][flavor.ordinal()] = run;
-                progress("round %d getpid %s: guest %.1f ms, wall %.1f ms, %d hits (unmonitored %.3f ms)", r + 1, flavor,
-                        run.guestNs() / 1e6, run.wallNs() / 1e6, run.hits(), median(getpidBase[r]) / 1e6);
+                progress("round %d getpid %s: guest %.1f ms, wall %.1f ms, %d hits, %d expired (unmonitored %.3f ms)",
+                        r + 1, flavor.key(), run.guestNs() / 1e6, run.wallNs() / 1e6, run.hits(), run.expired(),
+                        median(getpidBase[r]) / 1e6);
             }
             piBase[r] = new long[BASELINE_RUNS];
             for (int i = 0; i < BASELINE_RUNS; i++) {
                 piBase[r][i] = unmonitoredPi();
             }
             for (Flavor flavor : order) {
-                PiRun run = monitoredPi(flavor);
+                PiRun run = monitoredPi(flavor, piPausesMs.get(flavor));
+                if (!run.armedBefore()) {
+                    // Flagged in the report if it happens again.
+                    progress("round %d pi %s: the tracer armed after pi started; once more with a %d s sleep", r + 1,
+                            flavor.key(), pausesMs.get(flavor) / 1000);
+                    piRedone.merge(flavor, 1, Integer::sum);
+                    run = monitoredPi(flavor, pausesMs.get(flavor));
+                }
                 pi[r][flavor.ordinal()] = run;
-                progress("round %d pi %s: guest %.1f ms, wall %.1f ms, %d events (%d while pi ran), armed before: %s", r + 1,
-                        flavor, run.guestNs() / 1e6, run.wallNs() / 1e6, run.events(), run.eventsWhileRunning(), run.armedBefore());
+                progress("round %d pi %s: guest %.1f ms, wall %.1f ms, %d events (%d while pi ran), armed before: %s, "
+                        + "%d expired", r + 1, flavor.key(), run.guestNs() / 1e6, run.wallNs() / 1e6, run.events(),
+                        run.eventsWhileRunning(), run.armedBefore(), run.expired());
             }
         }
         report(load, dockerHost, vm, getpidBase, getpid, piBase, pi);
+    }
+
+    private AgentClient tenant(AgentClient operator, String name) throws IOException {
+        String token = operator.post("/v1/tenants", operator.json().put("name", name)).path("token").asText();
+        return new AgentClient(URI.create(agent.url()), token);
+    }
+
+    private static String tenantName(Flavor flavor) {
+        return switch (flavor) {
+            case VM -> NAME + "-vm";
+            case NETWORK -> NAME + "-net";
+            default -> NAME;
+        };
+    }
+
+    /** The issued identity as `veggur env create --identity FILE` writes it: FILE and FILE.password, both 0600. */
+    private Path writeIdentity(JsonNode environment) throws IOException {
+        if (!environment.hasNonNull("identity") || !environment.hasNonNull("password")) {
+            throw new IOException("the network environment came without an identity");
+        }
+        Path file = home.resolve("bench-net.p12");
+        writePrivate(file, environment.path("identity").binaryValue());
+        writePrivate(Path.of(file + ".password"),
+                (environment.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
+        return file;
+    }
+
+    private static void writePrivate(Path file, byte[] bytes) throws IOException {
+        Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        Files.write(file, bytes);
+    }
+
+    /** The whole duration (ms) of the probe in this flavor: tool start, arming, 1 s, exit (and the exec's overhead). */
+    private long probe(Flavor flavor) throws Exception {
+        long start = System.nanoTime();
+        Tracer.Output output = start(flavor, PROBE, Stop.NONE).finish();
+        long ms = (System.nanoTime() - start) / 1_000_000;
+        if (output.exitCode() != 0) {
+            throw new IOException(flavor.key() + " probe: exit " + output.exitCode() + ": " + output.stderr());
+        }
+        return ms;
     }
 
     // ---- workloads
@@ -224,30 +417,32 @@ public final class ActiveBenchmark {
     }
 
     /**
-     * The workload prints its pid, pauses DELAY_MS, then makes its calls; the tracer is started on the pid right away
-     * and arms during the pause. Wall time: from the start line to the result line as the host saw them, minus the
-     * pause.
+     * The workload prints its pid, pauses (the flavor's pause), then makes its calls; the tracer is started on the pid
+     * right away and arms during the pause. Wall time: from the start line to the result line as the host saw them,
+     * minus the pause.
      */
     private GetpidRun monitoredGetpid(Flavor flavor, int n) throws Exception {
+        int pause = pausesMs.get(flavor);
         int mark = console.size();
-        input.type("veggur-getpid " + n + " " + DELAY_MS);
+        input.type("veggur-getpid " + n + " " + pause);
         ConsoleTail.Line start = console.await(mark, Pattern.compile("GETPID-START pid=(\\d+) calls=" + n + "\\b"), RUN_TIMEOUT);
         String pid = start.matcher().group(1);
         List<String> args = List.of("vmi", "break", "__x64_sys_getpid", "--pid", pid, "--count", Integer.toString(n),
                 "--seconds", Integer.toString(TRACER_SECONDS));
-        Tracer tracer = start(flavor, args, false);
+        Tracer tracer = start(flavor, args, Stop.NONE);
         ConsoleTail.Line done = console.await(start.index() + 1, getpidDone(n), RUN_TIMEOUT);
         Tracer.Output output = tracer.finish();
         List<String> lines = output.stdout().lines().toList();
         int hits = (int) lines.stream().filter(l -> l.startsWith("hit ")).count();
         String last = lines.isEmpty() ? "" : lines.getLast();
-        if (output.exitCode() != 0 || !last.equals(n + " hits")) {
-            throw new IOException(flavor + " getpid tracer: exit " + output.exitCode() + ", last line '" + last
-                    + "' (want '" + n + " hits'): " + output.stderr());
+        if (output.exitCode() != 0 || !last.equals(n + " hits") || hits != n) {
+            throw new IOException(flavor.key() + " getpid tracer: exit " + output.exitCode() + ", " + hits
+                    + " hit lines, last line '" + last + "' (want '" + n + " hits'; too short a pause to arm? "
+                    + "see VEGGUR_ACTIVE_PAUSES): " + output.stderr());
         }
         long armedMs = output.armedAt() < 0 ? -1 : Math.round((output.armedAt() - start.seen()) / 1e6);
-        return new GetpidRun(Long.parseLong(done.matcher().group(2)), done.seen() - start.seen() - DELAY_MS * 1_000_000L,
-                hits, armedMs);
+        return new GetpidRun(Long.parseLong(done.matcher().group(2)), done.seen() - start.seen() - pause * 1_000_000L,
+                hits, armedMs, output.expired());
     }
 
     private static Pattern piDone(int digits) {
@@ -262,23 +457,33 @@ public final class ActiveBenchmark {
     }
 
     /**
-     * The tracer starts, then the guest sleeps PI_DELAY_SECONDS (the tracer arms meanwhile), prints a start line and
+     * The tracer starts, then the guest sleeps the flavor's pause (the tracer arms meanwhile), prints a start line and
      * runs pi. Wall time: start line to result line as the host saw them (fork and exec of veggur-pi included, as in
      * the unmonitored runs).
      */
-    private PiRun monitoredPi(Flavor flavor) throws Exception {
+    private PiRun monitoredPi(Flavor flavor, int pauseMs) throws Exception {
         List<String> args = List.of("vmi", "trace", "sched", "--count", "1000000000", "--seconds",
                 Integer.toString(TRACER_SECONDS), "--json");
         int mark = console.size();
-        Tracer tracer = start(flavor, args, true);
-        input.type("sleep " + PI_DELAY_SECONDS + "; echo " + PI_START + "; veggur-pi " + digits);
+        Stop stop = switch (flavor) {
+            case CONTAINER -> Stop.PID_FILE;
+            case VM -> Stop.MARK;
+            default -> Stop.NONE;   // a host process: SIGTERM through its handle
+        };
+        Tracer tracer = start(flavor, args, stop);
+        int pauseSeconds = (pauseMs + 999) / 1000;
+        input.type("sleep " + pauseSeconds + "; echo " + PI_START + "; veggur-pi " + digits
+                + (stop == Stop.MARK ? "; " + PI_END_MARK : ""));
         ConsoleTail.Line start = console.await(mark, Pattern.compile(PI_START), RUN_TIMEOUT);
         ConsoleTail.Line done = console.await(start.index() + 1, piDone(digits), RUN_TIMEOUT);
         tracer.stop();
         Tracer.Output output = tracer.finish();
+        if (stop == Stop.MARK) {
+            console.await(done.index() + 1, PI_END_DONE, RUN_TIMEOUT);
+        }
         // Killed by SIGTERM (143) is how it ends; 0 would mean it stopped by itself.
         if (output.exitCode() != 143 && output.exitCode() != 0) {
-            throw new IOException(flavor + " sched tracer: exit " + output.exitCode() + ": " + output.stderr());
+            throw new IOException(flavor.key() + " sched tracer: exit " + output.exitCode() + ": " + output.stderr());
         }
         List<JsonNode> events = new ArrayList<>();
         for (String line : output.stdout().lines().toList()) {
@@ -288,6 +493,9 @@ public final class ActiveBenchmark {
         }
         int piPid = events.stream().filter(e -> e.path("nextComm").asText().equals("veggur-pi"))
                 .mapToInt(e -> e.path("nextPid").asInt()).findFirst().orElse(-1);
+        if (piPid < 0) {
+            throw new IOException(flavor.key() + " sched tracer never saw veggur-pi (" + events.size() + " events)");
+        }
         // Armed before pi's exec: the tracer saw the forked child under the shell's name first.
         boolean armed = events.stream().anyMatch(e -> e.path("nextPid").asInt() == piPid
                 && !e.path("nextComm").asText().equals("veggur-pi"));
@@ -301,38 +509,47 @@ public final class ActiveBenchmark {
             }
         }
         return new PiRun(Long.parseLong(done.matcher().group(1)), done.seen() - start.seen(), events.size(),
-                first < 0 ? 0 : last - first + 1, armed);
+                first < 0 ? 0 : last - first + 1, armed, output.expired());
     }
 
     // ---- tracers: a host subprocess or an exec in the environment
 
-    private interface Tracer {
-        /** armedAt: System.nanoTime() when the tool said it had armed (native only; -1 if unknown). */
-        record Output(int exitCode, String stdout, String stderr, long armedAt) {}
+    /** How a tracer that runs until stopped is stopped; NONE: it ends by itself (or, on the host, by its handle). */
+    private enum Stop { NONE, PID_FILE, MARK }
 
-        /** Asks a tracer that runs until stopped to stop (SIGTERM, by pid). */
+    private interface Tracer {
+        /**
+         * armedAt: System.nanoTime() when the tool said it had armed (host flavors only; -1 if unknown). expired: how
+         * many of its events the host let go on without its resolution.
+         */
+        record Output(int exitCode, String stdout, String stderr, long armedAt, int expired) {}
+
+        /** Asks a tracer that runs until stopped to stop (SIGTERM); a no-op where it stops itself. */
         void stop() throws Exception;
 
         Output finish() throws Exception;
     }
 
-    private Tracer start(Flavor flavor, List<String> args, boolean stoppable) throws IOException {
-        return flavor == Flavor.NATIVE ? startNative(args) : startInContainer(args, stoppable);
+    private Tracer start(Flavor flavor, List<String> args, Stop stop) throws IOException {
+        return flavor.onHost() ? startOnHost(flavor, args) : startInEnvironment(flavor, args, stop);
     }
 
-    private Tracer startNative(List<String> args) throws IOException {
+    private Tracer startOnHost(Flavor flavor, List<String> args) throws IOException {
+        long run = tracerRuns.incrementAndGet();
+        Path exceptions = home.resolve("tracer-" + run + ".exceptions");
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        command.addAll(JVM_FLAGS);
+        command.addAll(jvmFlags);
+        command.add("-Xlog:exceptions=info:file=" + exceptions);
         command.addAll(List.of("-jar", cliJar.toString()));
         command.addAll(args);
-        command.addAll(List.of("--socket", vmSocket()));
+        command.addAll(List.of("--socket", sockets.get(flavor)));
         // Its output (a line per event) goes to a file, read when it is done: no consumer wakes up per event on the host
-        // meanwhile, so the native figure is the tool alone. (With a pipe read line by line by this JVM, the native
-        // side came out about 20 % slower than the container in trace sched runs.)
-        Path stdoutFile = home.resolve("tracer-" + tracerRuns.incrementAndGet() + ".out");
+        // meanwhile, so the figure is the tool alone. (With a pipe read line by line by this JVM, the native side came
+        // out about 20 % slower than the container in trace sched runs.)
+        Path stdoutFile = home.resolve("tracer-" + run + ".out");
         ProcessBuilder builder = new ProcessBuilder(command).redirectOutput(stdoutFile.toFile());
-        // Its profile cache stays in the throw-away home instead of root's ~/.cache.
-        builder.environment().put("VEGGUR_CACHE", home.resolve("cache").toString());
+        // Its profile cache stays in the throw-away home instead of root's ~/.cache, one per flavor (two clients).
+        builder.environment().put("VEGGUR_CACHE", home.resolve("cache-" + flavor.key()).toString());
         Process process = builder.start();
         processes.add(process);
         StringBuilder stderr = new StringBuilder();
@@ -353,19 +570,23 @@ public final class ActiveBenchmark {
             public Output finish() throws Exception {
                 if (!process.waitFor(EXEC_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
                     process.destroyForcibly();
-                    throw new IOException("native tracer did not end: " + String.join(" ", command));
+                    throw new IOException(flavor.key() + " tracer did not end: " + String.join(" ", command));
                 }
                 err.get(10, TimeUnit.SECONDS);
                 processes.remove(process);
                 String stdout = Files.readString(stdoutFile);
                 Files.delete(stdoutFile);
-                return new Output(process.exitValue(), stdout, stderr.toString(), armedAt.get());
+                Set<String> expired = new HashSet<>();
+                if (Files.exists(exceptions)) {
+                    Matcher m = EXPIRED_EVENT.matcher(Files.readString(exceptions, StandardCharsets.ISO_8859_1));
+                    while (m.find()) {
+                        expired.add(m.group(1));
+                    }
+                    Files.delete(exceptions);
+                }
+                return new Output(process.exitValue(), stdout, stderr.toString(), armedAt.get(), expired.size());
             }
         };
-    }
-
-    private String vmSocket() throws IOException {
-        return new VmManager(new VeggurHome(home)).list().getFirst().socket();
     }
 
     private static void readLines(InputStream stream, java.util.function.Consumer<String> sink) {
@@ -379,22 +600,38 @@ public final class ActiveBenchmark {
         }
     }
 
-    private Tracer startInContainer(List<String> args, boolean stoppable) {
-        List<String> argv = new ArrayList<>();
-        if (stoppable) {
-            // sh notes its pid, then becomes the JVM: `kill` on that pid later stops exactly this tracer.
-            argv.addAll(List.of("sh", "-c", "echo $$ > " + CONTAINER_PID_FILE + " && exec \"$@\"", "sh"));
-        }
-        argv.add("/opt/veggur/jre/bin/java");
-        argv.addAll(JVM_FLAGS);
-        // Required, not a tuning: /tmp is noexec in the container, so junixsocket's library comes from the image.
+    /**
+     * The tracer exec'd through the API, wrapped in a shell ({@code sh -c SCRIPT sh JAVA ARGS...}, busybox in both the
+     * tools image and the monitoring VM) that counts its expired events from its exception log when it is done and
+     * says so as the last stderr line; and, per {@code stop}, notes its pid (a later exec kills it) or stops it itself
+     * once its output names the guest's end mark.
+     */
+    private Tracer startInEnvironment(Flavor flavor, List<String> args, Stop stop) {
+        String countExpired = "n=$(grep -o 'event [0-9]* is not waiting for you' " + EXCEPTION_LOG
+                + " 2>/dev/null | sort -u | wc -l); echo \"" + EXPIRED_TAG + "$n\" >&2; rm -f " + EXCEPTION_LOG + "*; ";
+        String script = "rm -f " + EXCEPTION_LOG + "* " + TRACE_OUT + "; " + switch (stop) {
+            case NONE -> "\"$@\"; rc=$?; ";
+            // $! is the JVM itself: `kill` on it stops exactly this tracer.
+            case PID_FILE -> "\"$@\" & echo $! > " + PID_FILE + "; wait $!; rc=$?; ";
+            // Output to a file polled every second; a zombie (state Z) counts as ended.
+            case MARK -> "\"$@\" > " + TRACE_OUT + " & t=$!; "
+                    + "while read -r _ _ s _ < /proc/$t/stat && [ \"$s\" != Z ]; do "
+                    + "if tail -c 262144 " + TRACE_OUT + " | grep -qF '\"nextComm\":\"veggur-getpid\"'; then "
+                    + "kill -TERM $t; break; fi; sleep 1; done 2>/dev/null; "
+                    + "wait $t; rc=$?; cat " + TRACE_OUT + "; rm -f " + TRACE_OUT + "; ";
+        } + countExpired + "exit $rc";
+        List<String> argv = new ArrayList<>(List.of("sh", "-c", script, "sh", "/opt/veggur/jre/bin/java"));
+        argv.addAll(jvmFlags);
+        argv.add("-Xlog:exceptions=info:file=" + EXCEPTION_LOG);
+        // Required in the container, not a tuning: /tmp is noexec there, so junixsocket's library comes from the image.
+        // The monitoring VM has the same file (and does not need it for its serial port); the same command line in both.
         argv.addAll(List.of("-Dorg.newsclub.net.unix.library.override=/opt/veggur/lib/libjunixsocket-native.so",
                 "-jar", "/opt/veggur/veggur.jar"));
         argv.addAll(args);
-        argv.addAll(List.of("--socket", "/vmi/vmi.sock"));
+        argv.addAll(List.of("--socket", sockets.get(flavor)));
         CompletableFuture<JsonNode> result = CompletableFuture.supplyAsync(() -> {
             try {
-                return exec(argv);
+                return exec(flavor, argv);
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
             }
@@ -402,9 +639,12 @@ public final class ActiveBenchmark {
         return new Tracer() {
             @Override
             public void stop() throws Exception {
-                JsonNode kill = exec(List.of("sh", "-c", "kill -TERM \"$(cat " + CONTAINER_PID_FILE + ")\""));
+                if (stop != Stop.PID_FILE) {
+                    return;
+                }
+                JsonNode kill = exec(flavor, List.of("sh", "-c", "kill -TERM \"$(cat " + PID_FILE + ")\""));
                 if (kill.path("exitCode").asInt(-1) != 0) {
-                    throw new IOException("could not stop the container's tracer: " + decode(kill.path("stderr")));
+                    throw new IOException("could not stop the " + flavor.key() + " tracer: " + decode(kill.path("stderr")));
                 }
             }
 
@@ -412,16 +652,28 @@ public final class ActiveBenchmark {
             public Output finish() throws Exception {
                 JsonNode r = result.get(EXEC_TIMEOUT_SECONDS + 30, TimeUnit.SECONDS);
                 if (r.path("timedOut").asBoolean() || r.path("truncated").asBoolean()) {
-                    throw new IOException("container tracer " + (r.path("timedOut").asBoolean() ? "timed out" : "output truncated"));
+                    throw new IOException(flavor.key() + " tracer " + (r.path("timedOut").asBoolean() ? "timed out"
+                            : "output truncated"));
                 }
-                return new Output(r.path("exitCode").asInt(-1), decode(r.path("stdout")), decode(r.path("stderr")), -1);
+                List<String> stderr = new ArrayList<>(decode(r.path("stderr")).lines().toList());
+                int expired = -1;
+                if (!stderr.isEmpty() && stderr.getLast().startsWith(EXPIRED_TAG)) {
+                    expired = Integer.parseInt(stderr.removeLast().substring(EXPIRED_TAG.length()).strip());
+                }
+                if (expired < 0) {
+                    throw new IOException(flavor.key() + " tracer: no expiry count (exit " + r.path("exitCode").asInt(-1)
+                            + "): " + String.join("\n", stderr));
+                }
+                return new Output(r.path("exitCode").asInt(-1), decode(r.path("stdout")), String.join("\n", stderr), -1,
+                        expired);
             }
         };
     }
 
-    /** Runs argv in the environment through the API; the API's answer (exit code, stdout, stderr). */
-    private JsonNode exec(List<String> argv) throws IOException {
-        var body = tenant.json().put("timeoutSeconds", EXEC_TIMEOUT_SECONDS);
+    /** Runs argv in the flavor's environment through the API; the API's answer (exit code, stdout, stderr). */
+    private JsonNode exec(Flavor flavor, List<String> argv) throws IOException {
+        AgentClient tenant = tenants.get(flavor);
+        ObjectNode body = tenant.json().put("timeoutSeconds", EXEC_TIMEOUT_SECONDS);
         argv.forEach(body.putArray("argv")::add);
         return tenant.post(VM + "/environment/exec", body);
     }
@@ -521,19 +773,33 @@ public final class ActiveBenchmark {
 
     // ---- report
 
+    private static final String[] COLUMNS = {"getpid slowdown, wall", "getpid slowdown, guest clock", "µs per event, wall",
+            "µs per event, guest clock", "pi slowdown, wall", "pi slowdown, guest clock"};
+
     private void report(String loadBefore, String dockerHost, VmInfo vm, long[][] getpidBase, GetpidRun[][] getpid,
                         long[][] piBase, PiRun[][] pi) throws Exception {
         int rounds = getpid.length;
-        System.out.printf("Machine: %d CPUs (%s), host kernel %s, %s, accel %s, Docker %s, load average %s before, %s after%n",
-                Runtime.getRuntime().availableProcessors(), cpuModel(), System.getProperty("os.version"), qemuVersion(),
-                vm.accel(), dockerVersion(dockerHost), loadBefore, loadAverage());
-        System.out.printf("Settings: %d rounds; getpid loop of %d calls (pause %d ms to arm); pi of %d digits (sleep %d s "
-                        + "to arm); unmonitored figures are the median of %d runs per round; tracer JVM flags %s%n%n",
-                rounds, calls, DELAY_MS, digits, PI_DELAY_SECONDS, BASELINE_RUNS, String.join(" ", JVM_FLAGS));
-
         Flavor[] flavors = Flavor.values();
-        // Per round and flavor: slowdowns and µs per event on both clocks.
-        double[][][] m = new double[flavors.length][6][rounds];
+        System.out.printf("Machine: %d CPUs (%s), host kernel %s, %s, accel %s (the monitoring VM: %s%s), Docker %s, "
+                        + "load average %s before, %s after; run time %.1f min%n",
+                Runtime.getRuntime().availableProcessors(), cpuModel(), System.getProperty("os.version"),
+                BenchHost.qemuVersion(), vm.accel(), monitorAccel,
+                "tcg".equals(monitorAccel) ? ", so the vm flavor's tools run emulated" : "", dockerVersion(dockerHost),
+                loadBefore, loadAverage(), (System.nanoTime() - STARTED) / 60e9);
+        System.out.printf("Settings: %d rounds (flavor order rotating); getpid loop of %d calls; pi of %d digits; "
+                        + "unmonitored figures are the median of %d runs per round; tracer JVM flags %s "
+                        + "-Xlog:exceptions=info:file=...%n", rounds, calls, digits, BASELINE_RUNS, String.join(" ", jvmFlags));
+        System.out.printf("Pauses to arm, getpid / pi, from the probe `%s` (start to exit, first / second run; getpid "
+                        + "pause max(8 s, 1.5 × second + 4 s), pi sleep max(8 s, second + 4 s)%s): %s%n%n",
+                String.join(" ", PROBE), pausesSet.isEmpty() ? "" : ", or VEGGUR_ACTIVE_PAUSES",
+                String.join("; ", Arrays.stream(flavors).map(f -> "%s %d / %d s (probe %.1f / %.1f s%s%s)".formatted(
+                        f.key(), pausesMs.get(f) / 1000, piPausesMs.get(f) / 1000, probesMs.get(f)[0] / 1e3,
+                        probesMs.get(f)[1] / 1e3, pausesSet.contains(f) ? ", set" : "",
+                        piRedone.containsKey(f) ? "; pi runs redone after a late arm: " + piRedone.get(f) : ""))
+                        .toList()));
+
+        // Per flavor, figure and round: slowdowns and µs per event on both clocks.
+        double[][][] m = new double[flavors.length][COLUMNS.length][rounds];
         for (int r = 0; r < rounds; r++) {
             double base = median(getpidBase[r]);
             double piBaseline = median(piBase[r]);
@@ -548,54 +814,72 @@ public final class ActiveBenchmark {
                 m[f.ordinal()][5][r] = p.guestNs() / piBaseline;
             }
         }
-        System.out.println("Medians over the rounds (the container / native row: median of the per-round ratios):");
+        System.out.println("Medians over the rounds (the ratio rows: median of the per-round ratios; expired: events the "
+                + "host let go on after 1 s without the client's answer, summed over the rounds' getpid / pi runs):");
         System.out.println();
-        System.out.println("| flavor | getpid slowdown, wall | getpid slowdown, guest clock | µs per event, wall "
-                + "| µs per event, guest clock | pi slowdown, wall | pi slowdown, guest clock |");
-        System.out.println("|--------|------:|------:|------:|------:|------:|------:|");
+        System.out.println("| flavor | " + String.join(" | ", COLUMNS) + " | expired |");
+        System.out.println("|--------|------:|------:|------:|------:|------:|------:|------:|");
         for (Flavor f : flavors) {
             double[][] v = m[f.ordinal()];
-            System.out.printf("| %s | **%.0f×** | %.0f× | **%.0f** | %.0f | **%.1f×** | %.1f× |%n", f.label, median(v[0]),
-                    median(v[1]), median(v[2]), median(v[3]), median(v[4]), median(v[5]));
-        }
-        System.out.println("| VM | not built yet (issue 5) | | | | | |");
-        System.out.println("| network | not built yet (issue 5) | | | | | |");
-        double[][] ratio = new double[6][rounds];
-        for (int k = 0; k < 6; k++) {
+            int expiredGetpid = 0;
+            int expiredPi = 0;
             for (int r = 0; r < rounds; r++) {
-                ratio[k][r] = m[Flavor.CONTAINER.ordinal()][k][r] / m[Flavor.NATIVE.ordinal()][k][r];
+                expiredGetpid += getpid[r][f.ordinal()].expired();
+                expiredPi += pi[r][f.ordinal()].expired();
             }
+            System.out.printf("| %s | **%.0f×** | %.0f× | **%.0f** | %.0f | **%.1f×** | %.1f× | %d / %d |%n", f.label,
+                    median(v[0]), median(v[1]), median(v[2]), median(v[3]), median(v[4]), median(v[5]), expiredGetpid,
+                    expiredPi);
         }
-        System.out.printf("| **container / native** | **%.3f** | %.3f | **%.3f** | %.3f | **%.3f** | %.3f |%n",
-                median(ratio[0]), median(ratio[1]), median(ratio[2]), median(ratio[3]), median(ratio[4]), median(ratio[5]));
+        Flavor[][] pairs = {{Flavor.CONTAINER, Flavor.NATIVE}, {Flavor.VM, Flavor.NATIVE}, {Flavor.NETWORK, Flavor.NATIVE},
+                {Flavor.NETWORK, Flavor.VM}};
+        double[][][] ratios = new double[pairs.length][COLUMNS.length][rounds];
+        for (int p = 0; p < pairs.length; p++) {
+            for (int k = 0; k < COLUMNS.length; k++) {
+                for (int r = 0; r < rounds; r++) {
+                    ratios[p][k][r] = m[pairs[p][0].ordinal()][k][r] / m[pairs[p][1].ordinal()][k][r];
+                }
+            }
+            double[][] v = ratios[p];
+            System.out.printf("| **%s / %s** | **%.3f** | %.3f | **%.3f** | %.3f | **%.3f** | %.3f | |%n", pairs[p][0].key(),
+                    pairs[p][1].key(), median(v[0]), median(v[1]), median(v[2]), median(v[3]), median(v[4]), median(v[5]));
+        }
 
         System.out.printf("%ngetpid loop, %d calls, per round (ms; wall = host clock, start line to result line minus the "
-                + "%d ms pause):%n%n", calls, DELAY_MS);
-        System.out.println("| round | unmonitored (guest; %d runs) | native guest | native wall | container guest | container wall "
-                .formatted(BASELINE_RUNS) + "| native: armed after the start line | container / native slowdown, wall |");
-        System.out.println("|------:|------:|------:|------:|------:|------:|------:|------:|");
+                + "flavor's pause; stopped = (wall − guest) / calls, the part of an event during which the VM stood "
+                + "stopped; armed: from the start line to the tool's \"breakpoint set\", host flavors only):%n%n", calls);
+        System.out.println("| round | flavor | guest | wall | slowdown, wall | / native, wall | µs per event, wall "
+                + "| stopped µs per event | armed after | expired |");
+        System.out.println("|------:|--------|------:|------:|------:|------:|------:|------:|------:|------:|");
         for (int r = 0; r < rounds; r++) {
-            GetpidRun n = getpid[r][Flavor.NATIVE.ordinal()];
-            GetpidRun c = getpid[r][Flavor.CONTAINER.ordinal()];
-            System.out.printf("| %d | %s | %.0f | %.0f | %.0f | %.0f | %d ms | %.3f |%n", r + 1,
-                    String.join(", ", Arrays.stream(getpidBase[r]).mapToObj(ns -> "%.3f".formatted(ns / 1e6)).toList()),
-                    n.guestNs() / 1e6, n.wallNs() / 1e6, c.guestNs() / 1e6, c.wallNs() / 1e6, n.armedMs(), ratio[0][r]);
+            System.out.printf("| %d | unmonitored (guest; %d runs) | %s | | | | | | | |%n", r + 1, BASELINE_RUNS,
+                    String.join(", ", Arrays.stream(getpidBase[r]).mapToObj(ns -> "%.3f".formatted(ns / 1e6)).toList()));
+            for (Flavor f : flavors) {
+                GetpidRun g = getpid[r][f.ordinal()];
+                System.out.printf("| %d | %s | %.0f | %.0f | %.0f× | %.3f | %.0f | %.0f | %s | %d |%n", r + 1, f.key(),
+                        g.guestNs() / 1e6, g.wallNs() / 1e6, m[f.ordinal()][0][r],
+                        m[f.ordinal()][0][r] / m[Flavor.NATIVE.ordinal()][0][r], m[f.ordinal()][2][r],
+                        (g.wallNs() - g.guestNs()) / (double) calls / 1e3, g.armedMs() < 0 ? "–" : g.armedMs() + " ms",
+                        g.expired());
+            }
         }
 
         System.out.printf("%npi, %d digits, per round (ms; wall = host clock, from the shell's start line to the result "
                 + "line, so fork and exec of veggur-pi included; events: context switches the tracer saw in the whole run / "
                 + "from the first that involves pi to the last):%n%n", digits);
-        System.out.println("| round | unmonitored (guest; %d runs) | native guest | native wall | native events "
-                .formatted(BASELINE_RUNS) + "| container guest | container wall | container events | container / native slowdown, wall |");
-        System.out.println("|------:|------:|------:|------:|------:|------:|------:|------:|------:|");
+        System.out.println("| round | flavor | guest | wall | slowdown, wall | / native, wall | events | armed before pi "
+                + "| expired |");
+        System.out.println("|------:|--------|------:|------:|------:|------:|------:|------:|------:|");
         for (int r = 0; r < rounds; r++) {
-            PiRun n = pi[r][Flavor.NATIVE.ordinal()];
-            PiRun c = pi[r][Flavor.CONTAINER.ordinal()];
-            System.out.printf("| %d | %s | %.0f | %.0f | %d / %d%s | %.0f | %.0f | %d / %d%s | %.3f |%n", r + 1,
-                    String.join(", ", Arrays.stream(piBase[r]).mapToObj(ns -> "%.1f".formatted(ns / 1e6)).toList()),
-                    n.guestNs() / 1e6, n.wallNs() / 1e6, n.events(), n.eventsWhileRunning(), n.armedBefore() ? "" : " (armed late!)",
-                    c.guestNs() / 1e6, c.wallNs() / 1e6, c.events(), c.eventsWhileRunning(), c.armedBefore() ? "" : " (armed late!)",
-                    ratio[4][r]);
+            System.out.printf("| %d | unmonitored (guest; %d runs) | %s | | | | | | |%n", r + 1, BASELINE_RUNS,
+                    String.join(", ", Arrays.stream(piBase[r]).mapToObj(ns -> "%.1f".formatted(ns / 1e6)).toList()));
+            for (Flavor f : flavors) {
+                PiRun p = pi[r][f.ordinal()];
+                System.out.printf("| %d | %s | %.0f | %.0f | %.1f× | %.3f | %d / %d | %s | %d |%n", r + 1, f.key(),
+                        p.guestNs() / 1e6, p.wallNs() / 1e6, m[f.ordinal()][4][r],
+                        m[f.ordinal()][4][r] / m[Flavor.NATIVE.ordinal()][4][r], p.events(), p.eventsWhileRunning(),
+                        p.armedBefore() ? "yes" : "**no (armed late)**", p.expired());
+            }
         }
         System.out.println();
         for (Flavor f : flavors) {
@@ -604,31 +888,29 @@ public final class ActiveBenchmark {
                 PiRun p = pi[r][f.ordinal()];
                 perSwitch[r] = p.eventsWhileRunning() == 0 ? Double.NaN : (p.wallNs() - median(piBase[r])) / p.eventsWhileRunning() / 1e3;
             }
-            System.out.printf("Cross-check, %s: pi's extra wall time per context-switch event while it ran: %s µs%n", f,
+            System.out.printf("Cross-check, %s: pi's extra wall time per context-switch event while it ran: %s µs%n", f.key(),
                     String.join(", ", Arrays.stream(perSwitch).mapToObj(v -> "%.0f".formatted(v)).toList()));
         }
-    }
-
-    private static String qemuVersion() {
-        return BenchHost.firstLine("qemu-system-x86_64", "--version");
     }
 
     // ---- set-up and clean-up
 
     private static void progress(String format, Object... args) {
-        System.err.printf("activebench: " + format + "%n", args);
+        System.err.printf("activebench [%4d s]: %s%n", (System.nanoTime() - STARTED) / 1_000_000_000L, format.formatted(args));
     }
 
     /**
-     * Idempotent: native tracers still running (by their process handles), then the rest as
-     * {@link BenchHost#tearDown} does it.
+     * Idempotent: host tracers still running (by their process handles), the grantees' environments (monitoring VM,
+     * network endpoint), then the rest as {@link BenchHost#tearDown} does it (the owner's container environment, the
+     * VM, the agent, VMs left in the home such as a monitoring VM the API could not remove, the home).
      */
     private void cleanUp() {
         if (!cleaned.compareAndSet(false, true)) {
             return;
         }
+        java.util.function.Consumer<String> log = message -> progress("%s", message);
         for (Process process : processes) {
-            BenchHost.attempt(message -> progress("%s", message), "stop tracer " + process.pid(), () -> {
+            BenchHost.attempt(log, "stop tracer " + process.pid(), () -> {
                 process.destroy();
                 if (!process.waitFor(5, TimeUnit.SECONDS)) {
                     process.destroyForcibly();
@@ -639,6 +921,16 @@ public final class ActiveBenchmark {
             console.close();
         }
         background.shutdownNow();
-        BenchHost.tearDown(tenant, VM, agent, home, message -> progress("%s", message));
+        for (Flavor flavor : List.of(Flavor.VM, Flavor.NETWORK)) {
+            AgentClient tenant = tenants.get(flavor);
+            if (tenant != null) {
+                BenchHost.attempt(log, "delete the " + flavor.key() + " environment", () -> {
+                    if (!tenant.get("/v1/environments").isEmpty()) {
+                        tenant.delete(VM + "/environment");
+                    }
+                });
+            }
+        }
+        BenchHost.tearDown(tenants.get(Flavor.CONTAINER), VM, agent, home, log);
     }
 }
