@@ -42,15 +42,7 @@ fi
 [ "$(uname -m)" = x86_64 ] || die "only x86_64 hosts are supported (junixsocket's amd64 library is baked in)"
 [ -x "$JDK/bin/jlink" ] && [ -x "$JDK/bin/jdeps" ] || die "no JDK with jlink/jdeps at $JDK (set VEGGUR_IMAGE_JDK)"
 
-ensure_busybox() {
-  if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then return 0; fi   # present and static
-  [ "$(id -u)" -eq 0 ] || die "a static busybox is needed: sudo apt-get install busybox-static"
-  say "installing busybox-static"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null \
-    || die "apt-get install busybox-static failed"
-}
 ensure_busybox
-BUSYBOX=/bin/busybox
 for t in sha256sum tar ldd flock; do command -v "$t" >/dev/null || die "$t is missing"; done
 
 DOCKER_HOST=$("$HERE/dockerd.sh" start | tail -n 1)
@@ -108,15 +100,8 @@ start=$SECONDS
 say "jlink $MODULES"
 jre_install "$ROOT" "$MODULES"
 
-mkdir -p "$ROOT/bin" "$ROOT/usr/local/sbin"
-install -m 0755 "$BUSYBOX" "$ROOT/bin/busybox"
-# Every applet but logins, password tools and network daemons (there is no network, and no one logs in).
-"$BUSYBOX" --list-full | grep -vE '(^|/)(su|login|sulogin|passwd|chpasswd|cryptpw|mkpasswd|adduser|addgroup|deluser|delgroup|vlock|getty|telnetd|httpd|ftpd|tftpd|udhcpd|dhcprelay|inetd|ntpd|dnsd|fakeidentd|crond|crontab|sendmail|syslogd|klogd|linuxrc)$' \
-  | while read -r applet; do
-      [ "$applet" = bin/busybox ] && continue
-      mkdir -p "$ROOT/$(dirname "$applet")"
-      ln -sf /bin/busybox "$ROOT/$applet"
-    done
+mkdir -p "$ROOT/usr/local/sbin"
+busybox_install "$ROOT"
 install -m 0755 "$HERE/image/veggur-idle" "$ROOT/usr/local/sbin/veggur-idle"
 install -m 0755 "$HERE/image/train" "$ROOT/usr/local/sbin/veggur-train"   # stage image only
 

@@ -1,7 +1,36 @@
-# Sourced (bash) by container/build-image.sh and monitor/build-image.sh: the jlinked JRE that runs the shaded CLI
-# jar in the tools image and in the monitoring VM, so both carry the same modules, launcher and host libraries.
-# The caller defines die() and sets JDK (a JDK with jlink and jdeps), JAR (absolute path of the shaded jar) and
-# BUSYBOX (a static busybox; its unzip reads the jar).
+# Sourced (bash) by container/build-image.sh and monitor/build-image.sh: what the tools image and the monitoring VM
+# share, so both carry the same JRE (modules, launcher, host libraries) and the same busybox. The caller defines
+# die() and say(), and sets JDK (a JDK with jlink and jdeps) and JAR (absolute path of the shaded jar).
+
+# The static busybox both images install (its unzip also reads the jar).
+BUSYBOX=/bin/busybox
+# Applets neither image gets: logins, password tools and network daemons (there is no network, and no one logs in).
+BUSYBOX_SKIPPED="su login sulogin passwd chpasswd cryptpw mkpasswd adduser addgroup deluser delgroup vlock getty \
+telnetd httpd ftpd tftpd udhcpd dhcprelay inetd ntpd dnsd fakeidentd crond crontab sendmail syslogd klogd linuxrc"
+
+# ensure_busybox: installs busybox-static (as root) unless a static one is at BUSYBOX.
+ensure_busybox() {
+  if [ -x "$BUSYBOX" ] && ! ldd "$BUSYBOX" >/dev/null 2>&1; then return 0; fi   # present and static
+  [ "$(id -u)" -eq 0 ] || die "a static busybox is needed at $BUSYBOX: sudo apt-get install busybox-static"
+  say "installing busybox-static"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null \
+    || die "apt-get install busybox-static failed"
+}
+
+# busybox_install ROOT [APPLET...]: busybox at ROOT/bin/busybox with a link for every applet but BUSYBOX_SKIPPED and
+# the APPLETs given (the monitoring VM brings its own /init, for instance).
+busybox_install() {
+  local root=$1 skipped applet
+  shift
+  skipped=$(printf '%s\n' $BUSYBOX_SKIPPED "$@" | paste -sd'|' -)
+  mkdir -p "$root/bin"
+  install -m 0755 "$BUSYBOX" "$root/bin/busybox"
+  "$BUSYBOX" --list-full | grep -vE "(^|/)($skipped)\$" | while read -r applet; do
+    [ "$applet" = bin/busybox ] && continue
+    mkdir -p "$root/$(dirname "$applet")"
+    ln -sf /bin/busybox "$root/$applet"
+  done
+}
 
 # Referenced only by optional code the VMI tools never load (Jackson's java.beans/java.sql support, junixsocket's
 # RMI credentials helper); dropping them saves ~36 MB. Checked by running the `vmi` commands in the image.

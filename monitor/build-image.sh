@@ -37,7 +37,6 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 JDK=${VEGGUR_IMAGE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
-BUSYBOX=/bin/busybox
 APPEND='console=ttyS0 panic=-1 quiet veggur.ports=io.veggur.exec,io.veggur.vmi i8042.noaux i8042.nokbd'
 # The virtio-serial driver and what it needs, plus the vsock transport (for a later vsock channel); each one's
 # dependencies are loaded before it. The test guest's other modules (block, net, balloon, rng) are left out.
@@ -63,12 +62,7 @@ umask 022
 
 [ -x "$JDK/bin/jlink" ] && [ -x "$JDK/bin/jdeps" ] || die "no JDK with jlink/jdeps at $JDK (set VEGGUR_IMAGE_JDK)"
 for t in sha256sum cpio gzip lz4 flock ldd modinfo unshare chroot; do command -v "$t" >/dev/null || die "$t is missing"; done
-if ! [ -x "$BUSYBOX" ] || ldd "$BUSYBOX" >/dev/null 2>&1; then
-  [ "$(id -u)" -eq 0 ] || die "a static busybox is needed at $BUSYBOX: sudo apt-get install busybox-static"
-  say "installing busybox-static"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null \
-    || die "apt-get install busybox-static failed"
-fi
+ensure_busybox
 
 cache=${VEGGUR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/veggur}
 mkdir -p "$cache/monitor"
@@ -144,14 +138,7 @@ chmod 1777 "$root/tmp"
 say "jlink $MODULES"
 jre_install "$root" "$MODULES"
 
-install -m 0755 "$BUSYBOX" "$root/bin/busybox"
-# Every applet but logins, password tools and daemons (there is no network, and no one logs in).
-"$BUSYBOX" --list-full | grep -vE '(^|/)(su|login|sulogin|passwd|chpasswd|cryptpw|mkpasswd|adduser|addgroup|deluser|delgroup|vlock|getty|telnetd|httpd|ftpd|tftpd|udhcpd|dhcprelay|inetd|ntpd|dnsd|fakeidentd|crond|crontab|sendmail|syslogd|klogd|linuxrc|init)$' \
-  | while read -r applet; do
-      [ "$applet" = bin/busybox ] && continue
-      mkdir -p "$root/$(dirname "$applet")"
-      ln -sf /bin/busybox "$root/$applet"
-    done
+busybox_install "$root" init   # /init is the image's own
 
 for m in "${MODULES_ORDER[@]}"; do
   install -m 0644 "$tmp/guest/lib/modules/$m.ko" "$root/lib/modules/$m.ko"
