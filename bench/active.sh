@@ -21,14 +21,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "active.sh: run as root (the agent runs VMs and the private dockerd)" >&2; exit 1; }
 
-# The JDK, found as ./veggur finds it: JAVA_HOME if it is 25 or newer, else the first one under /usr/lib/jvm.
-jdk_at_least_25() { [ -x "$1/bin/java" ] && grep -qE '^JAVA_VERSION="(2[5-9]|[3-9][0-9])' "$1/release" 2>/dev/null; }
-if [ -z "${JAVA_HOME:-}" ] || ! jdk_at_least_25 "$JAVA_HOME"; then
-  for candidate in /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
-    jdk_at_least_25 "$candidate" && [ -x "$candidate/bin/javac" ] && { export JAVA_HOME="$candidate"; break; }
-  done
-fi
-jdk_at_least_25 "${JAVA_HOME:-}" || { echo "active.sh: a JDK 25 or newer is needed" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
+bench_jdk active.sh
 
 if [ -n "${VEGGUR_CLI_JAR:-}${VEGGUR_BENCH_JAR:-}" ]; then
   [ -f "${VEGGUR_CLI_JAR:-}" ] && [ -f "${VEGGUR_BENCH_JAR:-}" ] \
@@ -39,30 +34,14 @@ else
   (cd "$ROOT" && ./mvnw -q -B -DskipTests -DskipITs -pl cli,bench -am package)
   CLI_JAR=$ROOT/cli/target/veggur.jar BENCH_JAR=$ROOT/bench/target/benchmarks.jar
 fi
-# The run takes many minutes: it uses copies of the jars, so a rebuild meanwhile cannot change them under it. The
-# tools image and the monitoring VM's image are built from the same copy, so host, container and monitoring VM run
-# the same bytes. Removed on any exit; the benchmark itself removes its environments, VMs, agent and home (also on
-# Ctrl-C, through its shutdown hook).
-STAGE=$(mktemp -d /tmp/veggur-active-XXXXXX)
-PIN=
-cleanup() {
-  [ -z "$PIN" ] || docker --host "$VEGGUR_DOCKER_HOST" rm -f "$PIN" >/dev/null 2>&1 || true
-  rm -rf "$STAGE"
-}
-trap cleanup EXIT
-cp "$CLI_JAR" "$STAGE/veggur.jar"
-cp "$BENCH_JAR" "$STAGE/benchmarks.jar"
-
-VEGGUR_DOCKER_HOST=$("$ROOT/container/dockerd.sh" start | tail -n 1)
-VEGGUR_IMAGE=$("$ROOT/container/build-image.sh" "$STAGE/veggur.jar" | tail -n 1)
-# container/build-image.sh removes every other tools image no container uses, so a build by someone else before this
-# run's container environment exists would remove this run's image. A created (never started) container pins it.
-PIN=$(docker --host "$VEGGUR_DOCKER_HOST" create --network none --name "veggur-activebench-pin-$$" "$VEGGUR_IMAGE" true)
-VEGGUR_GUEST_DIR=$("$ROOT/guest/build.sh" | tail -n 1)
+# Copies of the jars, the tools image (pinned) and the guest; the monitoring VM image is built from the same copy,
+# so host, container and monitoring VM run the same bytes. The benchmark itself removes its environments, VMs, agent
+# and home (also on Ctrl-C, through its shutdown hook).
+bench_stage active "$CLI_JAR" "$BENCH_JAR"
 VEGGUR_MONITOR_IMAGE=$("$ROOT/monitor/build-image.sh" "$STAGE/veggur.jar" | tail -n 1)
 [ -d "$VEGGUR_MONITOR_IMAGE" ] || { echo "active.sh: monitor/build-image.sh left no image directory" >&2; exit 1; }
-export VEGGUR_DOCKER_HOST VEGGUR_IMAGE VEGGUR_GUEST_DIR VEGGUR_MONITOR_IMAGE
+export VEGGUR_MONITOR_IMAGE
 
-# Not exec: the trap above must still remove the copies (and the pin) when Java is done.
+# Not exec: bench_stage's exit trap must still remove the copies and the pin when Java is done.
 "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \
   -cp "$STAGE/benchmarks.jar" io.veggur.bench.ActiveBenchmark "$STAGE/veggur.jar" "$@"

@@ -9,14 +9,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "environments.sh: run as root (the agent runs VMs and the private dockerd)" >&2; exit 1; }
 
-# The JDK, found as ./veggur finds it: JAVA_HOME if it is 25 or newer, else the first one under /usr/lib/jvm.
-jdk_at_least_25() { [ -x "$1/bin/java" ] && grep -qE '^JAVA_VERSION="(2[5-9]|[3-9][0-9])' "$1/release" 2>/dev/null; }
-if [ -z "${JAVA_HOME:-}" ] || ! jdk_at_least_25 "$JAVA_HOME"; then
-  for candidate in /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
-    jdk_at_least_25 "$candidate" && [ -x "$candidate/bin/javac" ] && { export JAVA_HOME="$candidate"; break; }
-  done
-fi
-jdk_at_least_25 "${JAVA_HOME:-}" || { echo "environments.sh: a JDK 25 or newer is needed" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
+bench_jdk environments.sh
 
 # Maven skips what is up to date, so building every time costs little and never measures a stale jar.
 (cd "$ROOT" && ./mvnw -q -B -DskipTests -DskipITs -pl cli,bench -am package)

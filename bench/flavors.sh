@@ -20,40 +20,17 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "flavors.sh: run as root (the agent runs VMs, the private dockerd and namespaces)" >&2; exit 1; }
 
-# The JDK, found as ./veggur finds it: JAVA_HOME if it is 25 or newer, else the first one under /usr/lib/jvm.
-jdk_at_least_25() { [ -x "$1/bin/java" ] && grep -qE '^JAVA_VERSION="(2[5-9]|[3-9][0-9])' "$1/release" 2>/dev/null; }
-if [ -z "${JAVA_HOME:-}" ] || ! jdk_at_least_25 "$JAVA_HOME"; then
-  for candidate in /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
-    jdk_at_least_25 "$candidate" && [ -x "$candidate/bin/javac" ] && { export JAVA_HOME="$candidate"; break; }
-  done
-fi
-jdk_at_least_25 "${JAVA_HOME:-}" || { echo "flavors.sh: a JDK 25 or newer is needed" >&2; exit 1; }
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
+bench_jdk flavors.sh
 command -v ip >/dev/null || { echo "flavors.sh: iproute2 (ip) is needed for the network namespaces" >&2; exit 1; }
 
 # Maven skips what is up to date, so building every time costs little and never measures a stale jar.
 (cd "$ROOT" && ./mvnw -q -B -DskipTests -DskipITs -pl cli,bench -am package)
-# The run takes many minutes: it uses copies of the jars, so a rebuild meanwhile cannot change them under it. The
-# tools image and the monitoring VM image are built from the same copy, so host, container and monitoring VM run the
-# same bytes. Removed on any exit; the benchmark itself removes its environments, VMs, namespaces, agent and home
-# (also on Ctrl-C, through its shutdown hook).
-STAGE=$(mktemp -d /tmp/veggur-flavors-XXXXXX)
-PIN=
-cleanup() {
-  [ -z "$PIN" ] || docker --host "$VEGGUR_DOCKER_HOST" rm -f "$PIN" >/dev/null 2>&1 || true
-  rm -rf "$STAGE"
-}
-trap cleanup EXIT
-cp "$ROOT/cli/target/veggur.jar" "$STAGE/veggur.jar"
-cp "$ROOT/bench/target/benchmarks.jar" "$STAGE/benchmarks.jar"
-
-VEGGUR_DOCKER_HOST=$("$ROOT/container/dockerd.sh" start | tail -n 1)
-VEGGUR_IMAGE=$("$ROOT/container/build-image.sh" "$STAGE/veggur.jar" | tail -n 1)
-# container/build-image.sh removes every other tools image no container uses, so on a machine where others build
-# images meanwhile this run's image would vanish between two deployment rounds. A created (never started) container
-# pins it for the run; removed on exit.
-PIN=$(docker --host "$VEGGUR_DOCKER_HOST" create --network none --name "veggur-flavorbench-pin-$$" "$VEGGUR_IMAGE" true)
-VEGGUR_GUEST_DIR=$("$ROOT/guest/build.sh" | tail -n 1)
-export VEGGUR_DOCKER_HOST VEGGUR_IMAGE VEGGUR_GUEST_DIR
+# Copies of the jars, the tools image (pinned) and the guest; the monitoring VM image is built from the same copy,
+# so host, container and monitoring VM run the same bytes. The benchmark itself removes its environments, VMs,
+# namespaces, agent and home (also on Ctrl-C, through its shutdown hook).
+bench_stage flavors "$ROOT/cli/target/veggur.jar" "$ROOT/bench/target/benchmarks.jar"
 # Without the monitoring VM image the agent does not offer the vm flavor, and the report says Virtio is unavailable.
 if VEGGUR_MONITOR_IMAGE=$("$ROOT/monitor/build-image.sh" "$STAGE/veggur.jar" | tail -n 1) && [ -d "$VEGGUR_MONITOR_IMAGE" ]; then
   export VEGGUR_MONITOR_IMAGE
@@ -62,6 +39,6 @@ else
   unset VEGGUR_MONITOR_IMAGE
 fi
 
-# Not exec: the trap above must still remove the copies when Java is done.
+# Not exec: bench_stage's exit trap must still remove the copies and the pin when Java is done.
 "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \
   -cp "$STAGE/benchmarks.jar" io.veggur.bench.FlavorBenchmark "$STAGE/veggur.jar" "$@"
