@@ -245,7 +245,9 @@ class AgentIT {
         agent.client(alice).delete("/v1/vms/alice/web/grants/bob");
         Cli.Result ended = watching.get(30, TimeUnit.SECONDS);
         assertThat(Duration.ofNanos(System.nanoTime() - revoked)).isLessThan(Duration.ofSeconds(20));
-        assertThat(ended.stdout()).contains("subscribed to VM events");
+        // The session was seen connected in the container and would have run for 60 s: ending within 20 s, it was
+        // the revocation that ended it. What the tool printed is not asserted: removing the container may cut the
+        // output of the exec the tool ran in.
         assertThat(ended.exitCode()).isNotZero();
         assertThat(TestDocker.docker("ps", "-aq", "--filter", "name=^" + container + "$")).isBlank();
         assertThat(socket.getParent()).doesNotExist();
@@ -428,12 +430,6 @@ class AgentIT {
     }
 
     private static List<JsonNode> denied() throws Exception {
-        List<JsonNode> result = new ArrayList<>();
-        agent.operator().get("/v1/audit?limit=10000").forEach(record -> {
-            if (record.path("decision").asText().equals("denied")) {
-                result.add(record);
-            }
-        });
-        return result;
+        return agent.audit("denied");
     }
 }

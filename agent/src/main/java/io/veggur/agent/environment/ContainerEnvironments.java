@@ -111,14 +111,19 @@ public final class ContainerEnvironments implements EnvironmentFlavor {
         return true;
     }
 
+    /**
+     * The socket closes first, so a tool in the container learns from the server that its session ended; the
+     * directory goes last, so its absence means the container is gone too.
+     */
     @Override
     public void tearDown(Environment environment, Vm vm) throws IOException {
-        sockets.close(environment, vm);
+        sockets.closeSocket(environment, vm);
         try {
             docker.remove(handle(environment.id()));
         } catch (ContainerException e) {
             throw new IOException(e.getMessage(), e);
         }
+        sockets.removeDirectory(environment);
     }
 
     @Override

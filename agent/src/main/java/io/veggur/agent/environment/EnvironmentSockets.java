@@ -5,11 +5,8 @@ import io.veggur.agent.store.Environment;
 import io.veggur.agent.store.Vm;
 import io.veggur.host.vm.VeggurHome;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.Locale;
-import java.util.stream.Stream;
 
 /**
  * Every flavor's role-bound socket: supervisor socket id {@code env-ID} in its own 0700 directory
@@ -40,8 +37,14 @@ public final class EnvironmentSockets {
                 environment.role().name().toLowerCase(Locale.ROOT), memoryDescriptor);
     }
 
-    /** Closes the socket (ending its sessions at once) if the VM's supervisor runs, and removes the directory. */
+    /** Ends the socket's sessions and removes it with its directory: {@link #closeSocket} then {@link #removeDirectory}. */
     public void close(Environment environment, Vm vm) throws IOException {
+        closeSocket(environment, vm);
+        removeDirectory(environment);
+    }
+
+    /** Closes the socket in the VM's supervisor, if it runs, which ends the socket's sessions at once. */
+    public void closeSocket(Environment environment, Vm vm) {
         if (vms.info(vm).filter(info -> info.supervisorPid() > 0).isPresent()) {
             try {
                 vms.control(vm).close(socketId(environment.id()));
@@ -49,14 +52,9 @@ public final class EnvironmentSockets {
                 // the supervisor is exiting: its sockets go with it
             }
         }
-        Path directory = directory(environment.id());
-        if (Files.isDirectory(directory, LinkOption.NOFOLLOW_LINKS)) {
-            try (Stream<Path> entries = Files.list(directory)) {
-                for (Path entry : entries.toList()) {
-                    Files.deleteIfExists(entry);
-                }
-            }
-            Files.deleteIfExists(directory);
-        }
+    }
+
+    public void removeDirectory(Environment environment) throws IOException {
+        VeggurHome.deleteTree(directory(environment.id()));
     }
 }

@@ -2,8 +2,11 @@ package io.veggur.host.vm;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Comparator;
+import java.util.stream.Stream;
 
 /**
  * Where Veggur keeps its state: {@code $VEGGUR_HOME}, else /var/lib/veggur for root, else ~/.local/state/veggur.
@@ -34,5 +37,17 @@ public record VeggurHome(Path root) {
         Files.createDirectories(directory);
         Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString("rwx------"));
         return directory;
+    }
+
+    /** Removes a directory and everything below it, if it exists; symbolic links are removed, never followed. */
+    public static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        try (Stream<Path> paths = Files.walk(root)) {
+            for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(path);
+            }
+        }
     }
 }
