@@ -19,11 +19,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -53,7 +51,7 @@ final class DemoCommand implements Callable<Integer> {
             throw new IOException("a demo agent is already running in " + home + " (an earlier --keep); stop it with: "
                     + "VEGGUR_HOME=" + home + " veggur agent stop, or remove that directory");
         }
-        deleteTree(home);
+        VeggurHome.deleteTree(home);
         boolean ok = false;
         try {
             run();
@@ -136,8 +134,7 @@ final class DemoCommand implements Callable<Integer> {
         JsonNode network = alice.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode()
                 .put("flavor", "network").put("role", "read"));
         Path identity = home.resolve("alice-web.p12");
-        writePrivate(identity, network.path("identity").binaryValue());
-        writePrivate(Path.of(identity + ".password"), (network.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
+        EnvCommand.writeIdentity(identity, network);
         String endpoint = network.path("endpoint").asText();
         int processes;
         try (IntrospectionSession session = IntrospectionSession.connect(endpoint + "?identity=" + identity)) {
@@ -176,12 +173,6 @@ final class DemoCommand implements Callable<Integer> {
             done(verification.intact() ? "audit log intact: " + verification.recordsChecked() + " records"
                     : "audit log BROKEN: " + verification.firstBreak().orElseThrow().message());
         }
-    }
-
-    private static void writePrivate(Path file, byte[] bytes) throws IOException {
-        Files.deleteIfExists(file);
-        Files.write(Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))),
-                bytes);
     }
 
     private String createTenant(String name) throws IOException {
@@ -246,19 +237,8 @@ final class DemoCommand implements Callable<Integer> {
         for (VmInfo vm : manager.list()) {
             manager.stop(vm.name());
         }
-        deleteTree(home);
+        VeggurHome.deleteTree(home);
         done("nothing left running");
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        try (Stream<Path> files = Files.walk(root)) {
-            for (Path path : files.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(path);
-            }
-        }
     }
 
     private void step(String what) {

@@ -69,9 +69,7 @@ final class EnvCommand {
             }
             JsonNode environment = connection.client().put(AgentConnection.vmPath(vm) + "/environment", request);
             if (environment.hasNonNull("identity")) {
-                writePrivate(file, environment.path("identity").binaryValue());
-                writePrivate(Path.of(file + ".password"),
-                        (environment.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
+                writeIdentity(file, environment);
                 ObjectNode shown = ((ObjectNode) environment).deepCopy();
                 shown.remove(List.of("identity", "password"));
                 shown.put("identityFile", file.toAbsolutePath().toString());
@@ -91,16 +89,25 @@ final class EnvCommand {
             }
             return 0;
         }
+    }
 
-        /** Created 0600 and never replaced: an identity is issued once, so overwriting one would lose it. */
-        private static void writePrivate(Path file, byte[] bytes) throws IOException {
-            try {
-                Files.write(Files.createFile(file, PosixFilePermissions.asFileAttribute(
-                        PosixFilePermissions.fromString("rw-------"))), bytes);
-            } catch (FileAlreadyExistsException e) {
-                throw new IOException(file + " exists already; the identity was not written (delete the environment"
-                        + " and create it again with another --identity)");
-            }
+    /**
+     * Writes the identity a network environment's creation answered with to {@code file} and its password to
+     * FILE.password, where {@code tls://...?identity=FILE} finds them.
+     */
+    static void writeIdentity(Path file, JsonNode created) throws IOException {
+        writePrivate(file, created.path("identity").binaryValue());
+        writePrivate(Path.of(file + ".password"), (created.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Created 0600 and never replaced: an identity is issued once, so overwriting one would lose it. */
+    private static void writePrivate(Path file, byte[] bytes) throws IOException {
+        try {
+            Files.write(Files.createFile(file, PosixFilePermissions.asFileAttribute(
+                    PosixFilePermissions.fromString("rw-------"))), bytes);
+        } catch (FileAlreadyExistsException e) {
+            throw new IOException(file + " exists already; the identity was not written (delete the environment"
+                    + " and create it again with another --identity)");
         }
     }
 

@@ -17,7 +17,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -99,7 +98,7 @@ class NetworkFlavorIT {
             assertThat(ps.exitCode()).as(ps.stderr()).isZero();
             return Json.MAPPER.readTree(ps.stdout());
         });
-        assertThat(audit("allowed")).anySatisfy(record -> assertThat(line(record))
+        assertThat(agent.audit("allowed")).anySatisfy(record -> assertThat(line(record))
                 .contains("tenant:alice net.connect vm:alice/web").contains("from " + cohost.clientAddress));
     }
 
@@ -109,7 +108,7 @@ class NetworkFlavorIT {
         Cli.Result refused = Cli.runIn(remote.name, agent.home, Map.of(), "vmi", "info", "--socket",
                 tls(remote, alicePort, aliceIdentity));
         assertRefused(refused);
-        assertThat(audit("denied")).anySatisfy(record -> assertThat(line(record))
+        assertThat(agent.audit("denied")).anySatisfy(record -> assertThat(line(record))
                 .contains("tenant:alice net.connect vm:alice/web").contains("from " + remote.clientAddress)
                 .contains("is not among the certificate's client addresses"));
     }
@@ -126,7 +125,7 @@ class NetworkFlavorIT {
         Files.writeString(Path.of(file + ".password"), "forged\n");
         // The client does not trust the agent's server certificate either: its identity carries the impostor CA.
         assertRefused(Cli.runIn(cohost.name, agent.home, Map.of(), "vmi", "info", "--socket", tls(cohost, alicePort, file)));
-        assertThat(audit("denied")).anySatisfy(record -> assertThat(line(record))
+        assertThat(agent.audit("denied")).anySatisfy(record -> assertThat(line(record))
                 .contains("net.connect vm:alice/web").contains("from " + cohost.clientAddress));
     }
 
@@ -141,7 +140,7 @@ class NetworkFlavorIT {
         assertThat(bobPort).isNotEqualTo(alicePort);
 
         assertRefused(Cli.runIn(cohost.name, agent.home, Map.of(), "vmi", "info", "--socket", tls(cohost, alicePort, bobIdentity)));
-        assertThat(audit("denied")).anySatisfy(record -> assertThat(line(record))
+        assertThat(agent.audit("denied")).anySatisfy(record -> assertThat(line(record))
                 .contains("tenant:bob net.connect vm:alice/web").contains("is not the one issued for this environment"));
 
         assertThat(vmIdThrough(cohost, tls(cohost, bobPort, bobIdentity))).isEqualTo(web.id());
@@ -156,7 +155,7 @@ class NetworkFlavorIT {
     void plaintext_whenTlsIsRequired_isRefused() throws Exception {
         assertRefused(Cli.runIn(cohost.name, agent.home, Map.of(), "vmi", "info", "--socket",
                 "tcp://" + cohost.hostAddress + ":" + alicePort));
-        assertThat(audit("denied")).anySatisfy(record -> assertThat(line(record))
+        assertThat(agent.audit("denied")).anySatisfy(record -> assertThat(line(record))
                 .contains("network:" + cohost.clientAddress + " net.connect vm:alice/web").contains("TLS handshake failed"));
     }
 
@@ -201,9 +200,9 @@ class NetworkFlavorIT {
         assertThat(vmIdThrough(remote, fromRemote)).isEqualTo(web.id());
         assertRefused(Cli.runIn(cohost.name, agent.home, Map.of(), "vmi", "info", "--socket",
                 "tcp://" + cohost.hostAddress + ":" + port));
-        assertThat(audit("denied")).anySatisfy(record -> assertThat(line(record))
+        assertThat(agent.audit("denied")).anySatisfy(record -> assertThat(line(record))
                 .contains("network:" + cohost.clientAddress + " net.connect vm:alice/web").contains("not in the allow-list"));
-        assertThat(audit("allowed")).anySatisfy(record -> assertThat(line(record))
+        assertThat(agent.audit("allowed")).anySatisfy(record -> assertThat(line(record))
                 .contains("network:" + remote.clientAddress + " net.connect vm:alice/web").contains("is in the allow-list"));
     }
 
@@ -269,15 +268,6 @@ class NetworkFlavorIT {
         assertThat(result.stderr()).doesNotContain(agent.home.toString());
     }
 
-    private static List<JsonNode> audit(String decision) throws Exception {
-        List<JsonNode> result = new ArrayList<>();
-        agent.operator().get("/v1/audit?limit=10000").forEach(record -> {
-            if (record.path("decision").asText().equals(decision)) {
-                result.add(record);
-            }
-        });
-        return result;
-    }
 
     private static String line(JsonNode record) {
         return record.path("actor").asText() + " " + record.path("action").asText() + " " + record.path("target").asText()

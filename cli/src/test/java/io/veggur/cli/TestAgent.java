@@ -85,6 +85,17 @@ final class TestAgent implements AutoCloseable {
         return client(operatorToken());
     }
 
+    /** The audit records with this decision ("allowed" or "denied"), oldest first, as the operator reads them. */
+    List<JsonNode> audit(String decision) throws IOException {
+        List<JsonNode> result = new ArrayList<>();
+        operator().get("/v1/audit?limit=10000").forEach(record -> {
+            if (record.path("decision").asText().equals(decision)) {
+                result.add(record);
+            }
+        });
+        return result;
+    }
+
     String createTenant(String name) throws IOException {
         return operator().post("/v1/tenants", Json.MAPPER.createObjectNode().put("name", name)).path("token").asText();
     }

@@ -9,7 +9,6 @@ import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
 import java.nio.file.Files;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
@@ -135,13 +134,8 @@ class VmFlavorIT {
     private static void awaitAudit(String decision, String prefix) throws Exception {
         long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
         while (true) {
-            List<String> lines = new ArrayList<>();
-            agent.operator().get("/v1/audit?limit=10000").forEach(record -> {
-                if (record.path("decision").asText().equals(decision)) {
-                    lines.add(record.path("actor").asText() + " " + record.path("action").asText() + " "
-                            + record.path("target").asText());
-                }
-            });
+            List<String> lines = agent.audit(decision).stream().map(record -> record.path("actor").asText() + " "
+                    + record.path("action").asText() + " " + record.path("target").asText()).toList();
             if (lines.stream().anyMatch(line -> line.startsWith(prefix)) || System.nanoTime() > deadline) {
                 assertThat(lines).anySatisfy(line -> assertThat(line).startsWith(prefix));
                 return;

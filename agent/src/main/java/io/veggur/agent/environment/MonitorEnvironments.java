@@ -21,7 +21,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -139,7 +138,7 @@ public final class MonitorEnvironments implements EnvironmentFlavor {
             }
         }
         sockets.close(environment, vm);
-        deleteTree(directory.root());
+        VeggurHome.deleteTree(directory.root());
     }
 
     @Override
@@ -228,17 +227,6 @@ public final class MonitorEnvironments implements EnvironmentFlavor {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while the monitoring VM booted", e);
-        }
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        try (Stream<Path> paths = Files.walk(root)) {
-            for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(path);
-            }
         }
     }
 }
