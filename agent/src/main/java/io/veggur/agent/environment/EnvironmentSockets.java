@@ -44,7 +44,7 @@ public final class EnvironmentSockets {
     }
 
     /** Closes the socket in the VM's supervisor, if it runs, which ends the socket's sessions at once. */
-    public void closeSocket(Environment environment, Vm vm) {
+    public void closeSocket(Environment environment, Vm vm) throws IOException {
         if (vms.info(vm).filter(info -> info.supervisorPid() > 0).isPresent()) {
             try {
                 vms.control(vm).close(socketId(environment.id()));
