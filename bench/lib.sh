@@ -15,8 +15,8 @@ bench_jdk() {
 
 # bench_stage NAME CLI_JAR BENCH_JAR: for runs that take many minutes. Copies both jars to STAGE (a rebuild meanwhile
 # cannot change them under the run), starts the private dockerd, builds the tools image from the copy (so host and
-# container run the same bytes) and pins it with a created, never started container (container/build-image.sh removes
-# every other tools image no container uses, so someone else's build would otherwise remove this run's image), builds
+# container run the same bytes) and pins it with a created, never started container (container/build-image.sh keeps
+# only the newest few tools images no container uses, and a run outlasts many builds elsewhere), builds
 # the test guest, and exports VEGGUR_DOCKER_HOST, VEGGUR_IMAGE, VEGGUR_GUEST_DIR. Copies and pin are removed on exit,
 # so the caller runs Java without exec.
 bench_stage() {

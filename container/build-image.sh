@@ -14,6 +14,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 JDK=${VEGGUR_IMAGE_JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
 EPOCH=315532800   # every file in the image gets this mtime (1980-01-01): same inputs, same layer
+KEEP_BUILDS=3      # tools images kept, this build included (as monitor/build-image.sh keeps boot images)
 
 say() { printf 'veggur-image: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -167,9 +168,10 @@ check=$("$DOCKER" run --rm --network none --ipc none --cap-drop ALL --security-o
     find / -xdev -perm /6000 | sed "s/^/setuid: /"' 2>&1) || die "the image does not work: $check"
 case "$check" in *setuid:*) die "the image has setuid/setgid files: $check" ;; esac
 "$DOCKER" image prune -f --filter "label=io.veggur.inputs" >/dev/null   # the replaced build of this tag, if any
-# Older builds go too, unless a container still runs on one (docker refuses to remove those; they go next time).
-"$DOCKER" images --filter label=io.veggur.inputs --format '{{.Repository}}:{{.Tag}}' | grep -vxF "$TAG" \
-  | xargs -r "$DOCKER" image rm >/dev/null 2>&1 || true
+# Older builds go too, but the newest few stay: another checkout's tests or benchmark on this dockerd may be about to
+# start a container on one (and docker refuses to remove an image a container uses; that one goes next time).
+"$DOCKER" images --filter label=io.veggur.inputs --format '{{.CreatedAt}}	{{.Repository}}:{{.Tag}}' | sort -r \
+  | cut -f2 | grep -vxF "$TAG" | tail -n +"$KEEP_BUILDS" | xargs -r "$DOCKER" image rm >/dev/null 2>&1 || true
 size=$("$DOCKER" image inspect --format '{{.Size}}' "$TAG")
 say "built $TAG in $((SECONDS - start)) s ($((size / 1048576)) MiB, cds-training=$MODE, $(printf '%s' "$check" | head -n 1))"
 printf '%s\n' "$TAG"
