@@ -3,10 +3,13 @@ package io.veggur.agent;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.veggur.agent.audit.AuditEntry;
 import io.veggur.agent.audit.AuditRecord;
-import io.veggur.agent.container.ExecResult;
 import io.veggur.agent.environment.EnvironmentFlavor;
 import io.veggur.agent.environment.EnvironmentRequest;
 import io.veggur.agent.environment.EnvironmentSockets;
+import io.veggur.agent.exec.ExecOutput;
+import io.veggur.agent.exec.ExecReaderGoneException;
+import io.veggur.agent.exec.ExecResult;
+import io.veggur.agent.exec.LimitedOutput;
 import io.veggur.agent.network.Cidr;
 import io.veggur.agent.host.HostVms;
 import io.veggur.agent.store.AgentStore;
@@ -45,7 +48,9 @@ public final class AgentService {
     private static final Logger LOG = System.getLogger(AgentService.class.getName());
     public static final int MAX_ARGS = 64;
     public static final int MAX_ARG_LENGTH = 4096;
+    /** Per stream: what a command writes beyond this is dropped (and the run says so). */
     public static final int MAX_EXEC_OUTPUT = 16 << 20;
+    public static final Duration MAX_EXEC_TIME = Duration.ofDays(1);
 
     private final AgentStore store;
     private final HostVms vms;
@@ -266,28 +271,60 @@ public final class AgentService {
         finishDeletionsLocked(environment.vmId());
     }
 
-    /** Runs a command in the caller's READY environment for the VM, with bounded time and output. */
-    public ExecResult exec(Principal who, VmRef ref, List<String> argv, Duration timeout) {
+    /**
+     * Checks that the caller may run {@code argv} in its READY environment for the VM (audited when allowed), and
+     * returns the run, which the caller starts once it is ready to take the output.
+     */
+    public PreparedExec exec(Principal who, VmRef ref, List<String> argv, Duration timeout) {
         Environment environment = environment(who, ref);
         if (argv == null || argv.isEmpty() || argv.size() > MAX_ARGS
                 || argv.stream().anyMatch(arg -> arg == null || arg.length() > MAX_ARG_LENGTH)) {
             throw new IllegalArgumentException("give a command of 1.." + MAX_ARGS + " arguments of at most "
                     + MAX_ARG_LENGTH + " characters");
         }
+        if (timeout.isNegative() || timeout.isZero() || timeout.compareTo(MAX_EXEC_TIME) > 0) {
+            throw new IllegalArgumentException("the timeout must be 1 s to " + MAX_EXEC_TIME.toHours() + " h");
+        }
         if (environment.state() != EnvironmentState.READY) {
             throw new ApiException(409, "your environment for VM '" + ref + "' is " + text(environment.state()));
         }
+        EnvironmentFlavor flavor = flavors.get(environment.flavor());
+        if (flavor == null) {
+            throw new ApiException(409, "this agent does not offer the " + text(environment.flavor())
+                    + " flavor your environment has");
+        }
+        flavor.execRefusal(environment).ifPresent(reason -> {
+            throw new ApiException(409, reason);
+        });
         store.audit().append(AuditEntry.allowed(who.auditName(), "env.exec", "vm:" + ref, abbreviate(String.join(" ", argv))));
-        try {
-            return flavors.get(environment.flavor()).exec(environment, argv, timeout, MAX_EXEC_OUTPUT);
-        } catch (UnsupportedOperationException e) {
-            throw new ApiException(409, e.getMessage());
-        } catch (IOException e) {
-            LOG.log(Level.WARNING, "exec in environment " + environment.id() + " failed: " + e.getMessage());
-            throw new ApiException(500, "the command could not be run in your environment (the host log says why)",
-                    "exec failed: " + e.getMessage());
+        return new PreparedExec(environment, flavor, argv, timeout);
+    }
+
+    /** A checked command (see {@link #exec}); {@link #run} it once. */
+    public record PreparedExec(Environment environment, EnvironmentFlavor flavor, List<String> argv, Duration timeout) {
+        /**
+         * Runs the command, its output going to {@code output} as it comes, at most {@value #MAX_EXEC_OUTPUT} bytes
+         * of each stream.
+         *
+         * @throws ExecReaderGoneException if {@code output} failed (the command was killed)
+         * @throws ApiException if the environment cannot run commands, or running one failed on the host
+         */
+        public Finished run(ExecOutput output) throws ExecReaderGoneException {
+            LimitedOutput limited = new LimitedOutput(output, MAX_EXEC_OUTPUT);
+            try {
+                return new Finished(flavor.exec(environment, argv, timeout, limited), limited.truncated());
+            } catch (ExecReaderGoneException e) {
+                throw e;
+            } catch (IOException e) {
+                LOG.log(Level.WARNING, "exec in environment " + environment.id() + " failed: " + e.getMessage());
+                throw new ApiException(500, "the command could not be run in your environment (the host log says why)",
+                        "exec failed: " + e.getMessage());
+            }
         }
     }
+
+    /** How a run ended, and whether output was dropped beyond {@value #MAX_EXEC_OUTPUT} bytes of a stream. */
+    public record Finished(ExecResult result, boolean truncated) {}
 
     // ---- teardown
 

@@ -8,7 +8,6 @@ import static io.veggur.bench.BenchHost.required;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.veggur.agent.Agent;
 import io.veggur.agent.client.AgentClient;
 import io.veggur.host.vm.GuestConsole;
@@ -27,7 +26,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -377,19 +375,9 @@ public final class ActiveBenchmark {
 
     /** The issued identity as `veggur env create --identity FILE` writes it: FILE and FILE.password, both 0600. */
     private Path writeIdentity(JsonNode environment) throws IOException {
-        if (!environment.hasNonNull("identity") || !environment.hasNonNull("password")) {
-            throw new IOException("the network environment came without an identity");
-        }
         Path file = home.resolve("bench-net.p12");
-        writePrivate(file, environment.path("identity").binaryValue());
-        writePrivate(Path.of(file + ".password"),
-                (environment.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
+        AgentClient.writeIdentity(file, environment);
         return file;
-    }
-
-    private static void writePrivate(Path file, byte[] bytes) throws IOException {
-        Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        Files.write(file, bytes);
     }
 
     /** The whole duration (ms) of the probe in this flavor: tool start, arming, 1 s, exit (and the exec's overhead). */
@@ -629,7 +617,7 @@ public final class ActiveBenchmark {
                 "-jar", "/opt/veggur/veggur.jar"));
         argv.addAll(args);
         argv.addAll(List.of("--socket", sockets.get(flavor)));
-        CompletableFuture<JsonNode> result = CompletableFuture.supplyAsync(() -> {
+        CompletableFuture<BenchHost.EnvRun> result = CompletableFuture.supplyAsync(() -> {
             try {
                 return exec(flavor, argv);
             } catch (IOException e) {
@@ -642,44 +630,35 @@ public final class ActiveBenchmark {
                 if (stop != Stop.PID_FILE) {
                     return;
                 }
-                JsonNode kill = exec(flavor, List.of("sh", "-c", "kill -TERM \"$(cat " + PID_FILE + ")\""));
-                if (kill.path("exitCode").asInt(-1) != 0) {
-                    throw new IOException("could not stop the " + flavor.key() + " tracer: " + decode(kill.path("stderr")));
+                BenchHost.EnvRun kill = exec(flavor, List.of("sh", "-c", "kill -TERM \"$(cat " + PID_FILE + ")\""));
+                if (kill.exitCode() != 0) {
+                    throw new IOException("could not stop the " + flavor.key() + " tracer: " + kill.stderr());
                 }
             }
 
             @Override
             public Output finish() throws Exception {
-                JsonNode r = result.get(EXEC_TIMEOUT_SECONDS + 30, TimeUnit.SECONDS);
-                if (r.path("timedOut").asBoolean() || r.path("truncated").asBoolean()) {
-                    throw new IOException(flavor.key() + " tracer " + (r.path("timedOut").asBoolean() ? "timed out"
-                            : "output truncated"));
+                BenchHost.EnvRun r = result.get(EXEC_TIMEOUT_SECONDS + 30, TimeUnit.SECONDS);
+                if (r.timedOut() || r.truncated()) {
+                    throw new IOException(flavor.key() + " tracer " + (r.timedOut() ? "timed out" : "output truncated"));
                 }
-                List<String> stderr = new ArrayList<>(decode(r.path("stderr")).lines().toList());
+                List<String> stderr = new ArrayList<>(r.stderr().lines().toList());
                 int expired = -1;
                 if (!stderr.isEmpty() && stderr.getLast().startsWith(EXPIRED_TAG)) {
                     expired = Integer.parseInt(stderr.removeLast().substring(EXPIRED_TAG.length()).strip());
                 }
                 if (expired < 0) {
-                    throw new IOException(flavor.key() + " tracer: no expiry count (exit " + r.path("exitCode").asInt(-1)
+                    throw new IOException(flavor.key() + " tracer: no expiry count (exit " + r.exitCode()
                             + "): " + String.join("\n", stderr));
                 }
-                return new Output(r.path("exitCode").asInt(-1), decode(r.path("stdout")), String.join("\n", stderr), -1,
-                        expired);
+                return new Output(r.exitCode(), r.stdout(), String.join("\n", stderr), -1, expired);
             }
         };
     }
 
-    /** Runs argv in the flavor's environment through the API; the API's answer (exit code, stdout, stderr). */
-    private JsonNode exec(Flavor flavor, List<String> argv) throws IOException {
-        AgentClient tenant = tenants.get(flavor);
-        ObjectNode body = tenant.json().put("timeoutSeconds", EXEC_TIMEOUT_SECONDS);
-        argv.forEach(body.putArray("argv")::add);
-        return tenant.post(VM + "/environment/exec", body);
-    }
-
-    private static String decode(JsonNode base64) {
-        return new String(Base64.getDecoder().decode(base64.asText()), StandardCharsets.UTF_8);
+    /** Runs argv in the flavor's environment through the API. */
+    private BenchHost.EnvRun exec(Flavor flavor, List<String> argv) throws IOException {
+        return BenchHost.exec(tenants.get(flavor), VM, argv, EXEC_TIMEOUT_SECONDS);
     }
 
     // ---- the console as the host sees it, line by line, with the time each line appeared

@@ -5,22 +5,46 @@ import io.veggur.agent.client.AgentClient;
 import io.veggur.host.vm.VeggurHome;
 import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.List;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
  * What the agent-driven benchmark harnesses (EnvironmentBenchmark, ActiveBenchmark, FlavorBenchmark) share: facts
- * about the machine for their reports, their settings from the environment, medians, and the tear-down of their
- * throw-away Veggur home.
+ * about the machine for their reports, their settings from the environment, medians, commands run in an environment,
+ * and the tear-down of their throw-away Veggur home.
  */
 final class BenchHost {
     private BenchHost() {}
+
+    /** What a command run in an environment wrote, and how it ended. */
+    record EnvRun(int exitCode, boolean timedOut, boolean truncated, String stdout, String stderr) {
+        /** Its stdout, or an exception if it did not exit 0. */
+        String stdoutIfOk(List<String> argv) throws IOException {
+            if (exitCode != 0 || timedOut) {
+                String tail = stderr.length() <= 2000 ? stderr : "..." + stderr.substring(stderr.length() - 2000);
+                throw new IOException(String.join(" ", argv) + ": exit " + exitCode + (timedOut ? " (timed out)" : "")
+                        + ": " + tail);
+            }
+            return stdout;
+        }
+    }
+
+    /** Runs argv in the tenant's environment for the VM at vmPath through the API, its output kept. */
+    static EnvRun exec(AgentClient tenant, String vmPath, List<String> argv, long timeoutSeconds) throws IOException {
+        ByteArrayOutputStream stdout = new ByteArrayOutputStream();
+        ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+        AgentClient.ExecEnded ended = tenant.exec(vmPath, argv, timeoutSeconds, stdout, stderr);
+        return new EnvRun(ended.exitCode(), ended.timedOut(), ended.truncated(), stdout.toString(StandardCharsets.UTF_8),
+                stderr.toString(StandardCharsets.UTF_8));
+    }
 
     interface Step {
         void run() throws Exception;

@@ -17,7 +17,6 @@ import io.veggur.host.vm.VmManager;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.URI;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -158,18 +157,7 @@ public final class EnvironmentBenchmark {
 
     /** Runs argv in the environment through the API; its stdout, or an exception if it did not exit 0. */
     private String exec(String... argv) throws IOException {
-        var body = tenant.json().put("timeoutSeconds", EXEC_TIMEOUT_SECONDS);
-        Arrays.stream(argv).forEach(body.putArray("argv")::add);
-        JsonNode result = tenant.post(VM + "/environment/exec", body);
-        if (result.path("exitCode").asInt(-1) != 0) {
-            throw new IOException(String.join(" ", argv) + " in the container: exit " + result.path("exitCode")
-                    + (result.path("timedOut").asBoolean() ? " (timed out)" : "") + ": " + decode(result.path("stderr")));
-        }
-        return decode(result.path("stdout"));
-    }
-
-    private static String decode(JsonNode base64) {
-        return new String(Base64.getDecoder().decode(base64.asText()), StandardCharsets.UTF_8);
+        return BenchHost.exec(tenant, VM, List.of(argv), EXEC_TIMEOUT_SECONDS).stdoutIfOk(List.of(argv));
     }
 
     private JsonNode runNative(List<String> command) throws IOException, InterruptedException {

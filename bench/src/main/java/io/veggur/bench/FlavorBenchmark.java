@@ -26,7 +26,6 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -34,7 +33,6 @@ import java.util.Base64;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -598,18 +596,7 @@ public final class FlavorBenchmark {
 
     /** Runs argv in the tenant's environment through the API; its stdout, or an exception if it did not exit 0. */
     private String exec(AgentClient tenant, Duration timeout, List<String> argv) throws IOException {
-        ObjectNode body = tenant.json().put("timeoutSeconds", timeout.toSeconds());
-        argv.forEach(body.putArray("argv")::add);
-        JsonNode result = tenant.post(VM + "/environment/exec", body);
-        if (result.path("exitCode").asInt(-1) != 0) {
-            throw new IOException(String.join(" ", argv) + ": exit " + result.path("exitCode")
-                    + (result.path("timedOut").asBoolean() ? " (timed out)" : "") + ": " + tail(decode(result.path("stderr"))));
-        }
-        return decode(result.path("stdout"));
-    }
-
-    private static String decode(JsonNode base64) {
-        return new String(Base64.getDecoder().decode(base64.asText()), StandardCharsets.UTF_8);
+        return BenchHost.exec(tenant, VM, argv, timeout.toSeconds()).stdoutIfOk(argv);
     }
 
     /** Runs a host command (its profile and CDS caches in the throw-away home); its stdout if it exits 0. */
@@ -648,20 +635,10 @@ public final class FlavorBenchmark {
 
     /** The issued identity, written as `veggur env create --identity FILE` writes it: FILE and FILE.password, 0600. */
     private Path writeIdentity(JsonNode environment) throws IOException {
-        if (!environment.hasNonNull("identity") || !environment.hasNonNull("password")) {
-            throw new IOException("the network environment came without an identity");
-        }
         Path directory = Files.createDirectories(home.resolve("identities"));
         Path file = directory.resolve("bench-net-" + ++identities + ".p12");
-        writePrivate(file, environment.path("identity").binaryValue());
-        writePrivate(Path.of(file + ".password"),
-                (environment.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
+        AgentClient.writeIdentity(file, environment);
         return file;
-    }
-
-    private static void writePrivate(Path file, byte[] bytes) throws IOException {
-        Files.createFile(file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        Files.write(file, bytes);
     }
 
     private static String tls(String host, int port, Path identity) {

@@ -12,6 +12,7 @@ import io.veggur.host.vm.VmInfo;
 import io.veggur.host.vm.VmManager;
 import io.veggur.vmi.IntrospectionSession;
 import io.veggur.vmi.os.linux.KernelDiscovery;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -94,9 +95,9 @@ final class DemoCommand implements Callable<Integer> {
                 + ": only web's role-bound socket is mounted, at " + SOCKET);
 
         step("alice runs the process list inside her container (no profile: kallsyms and BTF from guest memory)");
-        JsonNode ps = exec(alice, "alice/web", "veggur", "vmi", "ps", "--socket", SOCKET);
-        done("exit " + ps.path("exitCode").asInt());
-        indent(text(ps, "stdout"));
+        Output ps = exec(alice, "alice/web", "veggur", "vmi", "ps", "--socket", SOCKET);
+        done("exit " + ps.exitCode());
+        indent(ps.stdout());
 
         step("bob asks the API for alice/web: refused exactly as for a VM that does not exist");
         refusedByApi(() -> bob.get("/v1/vms/alice/web"));
@@ -108,20 +109,20 @@ final class DemoCommand implements Callable<Integer> {
         bob.post("/v1/vms", Json.MAPPER.createObjectNode().put("name", "lab"));
         bob.put("/v1/vms/bob/lab/environment", Json.MAPPER.createObjectNode());
         String aliceSocket = home.resolve("vms").toString();
-        JsonNode look = exec(bob, "bob/lab", "sh", "-c", "echo sockets: $(find / \\( -path /proc -o -path /sys \\) -prune -o -type s -print); "
+        Output look = exec(bob, "bob/lab", "sh", "-c", "echo sockets: $(find / \\( -path /proc -o -path /sys \\) -prune -o -type s -print); "
                 + "ls " + aliceSocket + " 2>&1; ls /dev/shm 2>&1; veggur vmi info --socket " + SOCKET + " | head -n 1");
         done("");
-        indent(text(look, "stdout") + text(look, "stderr"));
+        indent(look.stdout() + look.stderr());
 
         step("alice grants bob 'read' on web; bob's read environment tries to write memory, pause the VM, set a breakpoint");
         alice.put("/v1/vms/alice/web/grants/bob", Json.MAPPER.createObjectNode().put("role", "read"));
         bob.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode().put("role", "read"));
-        JsonNode write = exec(bob, "alice/web", "veggur", "vmi", "write", "--socket", SOCKET, "--physical", "0x100000", "--hex", "deadbeef");
-        JsonNode pause = exec(bob, "alice/web", "veggur", "vmi", "pause", "--socket", SOCKET);
-        JsonNode breakpoint = exec(bob, "alice/web", "veggur", "vmi", "break", "--socket", SOCKET, "__x64_sys_getpid",
+        Output write = exec(bob, "alice/web", "veggur", "vmi", "write", "--socket", SOCKET, "--physical", "0x100000", "--hex", "deadbeef");
+        Output pause = exec(bob, "alice/web", "veggur", "vmi", "pause", "--socket", SOCKET);
+        Output breakpoint = exec(bob, "alice/web", "veggur", "vmi", "break", "--socket", SOCKET, "__x64_sys_getpid",
                 "--count", "1", "--seconds", "5");
         done("refused by the socket itself, whatever the client sends:");
-        indent(text(write, "stderr") + text(pause, "stderr") + text(breakpoint, "stderr"));
+        indent(write.stderr() + pause.stderr() + breakpoint.stderr());
 
         step("alice revokes bob's grant: his environment and its live sessions end at once");
         alice.delete("/v1/vms/alice/web/grants/bob");
@@ -134,7 +135,7 @@ final class DemoCommand implements Callable<Integer> {
         JsonNode network = alice.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode()
                 .put("flavor", "network").put("role", "read"));
         Path identity = home.resolve("alice-web.p12");
-        EnvCommand.writeIdentity(identity, network);
+        AgentClient.writeIdentity(identity, network);
         String endpoint = network.path("endpoint").asText();
         int processes;
         try (IntrospectionSession session = IntrospectionSession.connect(endpoint + "?identity=" + identity)) {
@@ -154,10 +155,10 @@ final class DemoCommand implements Callable<Integer> {
             step("alice swaps it for a monitoring VM: its only channel is a virtio-serial port to web's socket");
             alice.delete("/v1/vms/alice/web/environment");
             alice.put("/v1/vms/alice/web/environment", Json.MAPPER.createObjectNode().put("flavor", "vm").put("role", "read"));
-            JsonNode info = exec(alice, "alice/web", "sh", "-c", "veggur vmi info --socket serial:io.veggur.vmi | head -n 3;"
+            Output info = exec(alice, "alice/web", "sh", "-c", "veggur vmi info --socket serial:io.veggur.vmi | head -n 3;"
                     + " echo \"network: $(ls /sys/class/net), disks: $(ls /sys/block | wc -l), sockets: $(find / -xdev -type s | wc -l)\"");
-            done("exit " + info.path("exitCode").asInt() + " (the tools run inside the monitoring VM, under TCG here)");
-            indent(text(info, "stdout") + text(info, "stderr"));
+            done("exit " + info.exitCode() + " (the tools run inside the monitoring VM, under TCG here)");
+            indent(info.stdout() + info.stderr());
         }
 
         step("the audit log: every refusal is there, and the hash chain verifies");
@@ -192,17 +193,14 @@ final class DemoCommand implements Callable<Integer> {
         }
     }
 
-    private static JsonNode exec(AgentClient client, String vm, String... argv) throws IOException {
-        var body = Json.MAPPER.createObjectNode().put("timeoutSeconds", 120);
-        for (String arg : argv) {
-            body.withArray("argv").add(arg);
-        }
-        return client.post(AgentConnection.vmPath(vm) + "/environment/exec", body);
-    }
+    /** What a command run in an environment wrote. */
+    private record Output(int exitCode, String stdout, String stderr) {}
 
-    private static String text(JsonNode result, String field) throws IOException {
-        byte[] bytes = result.path(field).binaryValue();
-        return bytes == null ? "" : new String(bytes, StandardCharsets.UTF_8);
+    private static Output exec(AgentClient client, String vm, String... argv) throws IOException {
+        ByteArrayOutputStream stdout = new ByteArrayOutputStream();
+        ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+        AgentClient.ExecEnded ended = client.exec(AgentConnection.vmPath(vm), List.of(argv), 120, stdout, stderr);
+        return new Output(ended.exitCode(), stdout.toString(StandardCharsets.UTF_8), stderr.toString(StandardCharsets.UTF_8));
     }
 
     private interface Request {

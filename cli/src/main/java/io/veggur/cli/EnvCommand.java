@@ -1,15 +1,12 @@
 package io.veggur.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.veggur.agent.client.AgentClient;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -69,7 +66,7 @@ final class EnvCommand {
             }
             JsonNode environment = connection.client().put(AgentConnection.vmPath(vm) + "/environment", request);
             if (environment.hasNonNull("identity")) {
-                writeIdentity(file, environment);
+                AgentClient.writeIdentity(file, environment);
                 ObjectNode shown = ((ObjectNode) environment).deepCopy();
                 shown.remove(List.of("identity", "password"));
                 shown.put("identityFile", file.toAbsolutePath().toString());
@@ -88,26 +85,6 @@ final class EnvCommand {
                 }
             }
             return 0;
-        }
-    }
-
-    /**
-     * Writes the identity a network environment's creation answered with to {@code file} and its password to
-     * FILE.password, where {@code tls://...?identity=FILE} finds them.
-     */
-    static void writeIdentity(Path file, JsonNode created) throws IOException {
-        writePrivate(file, created.path("identity").binaryValue());
-        writePrivate(Path.of(file + ".password"), (created.path("password").asText() + "\n").getBytes(StandardCharsets.UTF_8));
-    }
-
-    /** Created 0600 and never replaced: an identity is issued once, so overwriting one would lose it. */
-    private static void writePrivate(Path file, byte[] bytes) throws IOException {
-        try {
-            Files.write(Files.createFile(file, PosixFilePermissions.asFileAttribute(
-                    PosixFilePermissions.fromString("rw-------"))), bytes);
-        } catch (FileAlreadyExistsException e) {
-            throw new IOException(file + " exists already; the identity was not written (delete the environment"
-                    + " and create it again with another --identity)");
         }
     }
 
@@ -160,35 +137,28 @@ final class EnvCommand {
     }
 
     @Command(name = "exec", description = "Run a command in your environment for a VM, e.g. "
-            + "veggur env exec web -- veggur vmi ps --socket /vmi/vmi.sock. Exits with the command's status.")
+            + "veggur env exec web -- veggur vmi ps --socket /vmi/vmi.sock. Its output shows as it comes; it is killed "
+            + "at the timeout, or when this command is interrupted. Exits with the command's status.")
     static final class Exec implements Callable<Integer> {
         @Mixin AgentConnection connection;
         @Parameters(index = "0", paramLabel = "VM") String vm;
         @Parameters(index = "1..*", arity = "1..*", paramLabel = "COMMAND") List<String> command;
-        @Option(names = "--timeout", defaultValue = "120", paramLabel = "SECONDS") int timeoutSeconds;
+        @Option(names = "--timeout", defaultValue = "120", paramLabel = "SECONDS",
+                description = "Kill the command after this long (at most a day; default ${DEFAULT-VALUE} s).")
+        int timeoutSeconds;
 
         @Override
         public Integer call() throws Exception {
-            var body = Json.MAPPER.createObjectNode().put("timeoutSeconds", timeoutSeconds);
-            command.forEach(body.putArray("argv")::add);
-            JsonNode result = connection.client().post(AgentConnection.vmPath(vm) + "/environment/exec", body);
-            write(System.out, result.path("stdout").binaryValue());
-            write(System.err, result.path("stderr").binaryValue());
-            if (result.path("truncated").asBoolean()) {
+            AgentClient.ExecEnded ended = connection.client().exec(AgentConnection.vmPath(vm), command, timeoutSeconds,
+                    System.out, System.err);
+            if (ended.truncated()) {
                 System.err.println("veggur: output truncated by the agent");
             }
-            if (result.path("timedOut").asBoolean()) {
+            if (ended.timedOut()) {
                 System.err.println("veggur: the command did not finish within " + timeoutSeconds + " s");
                 return TIMED_OUT;
             }
-            return result.path("exitCode").asInt();
-        }
-
-        private static void write(PrintStream stream, byte[] bytes) {
-            if (bytes != null) {
-                stream.write(bytes, 0, bytes.length);
-                stream.flush();
-            }
+            return ended.exitCode();
         }
     }
 }

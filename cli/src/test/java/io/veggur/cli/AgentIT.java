@@ -15,10 +15,12 @@ import io.veggur.host.server.Role;
 import io.veggur.host.vm.GuestConsole;
 import io.veggur.host.vm.VeggurHome;
 import io.veggur.host.vm.VmInfo;
+import java.io.BufferedReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -167,13 +169,49 @@ class AgentIT {
         assertThat(failing.stderr()).isEqualTo("err\n");
     }
 
+    @Test
+    @Order(5)
+    void envExec_streamsOutputWhileTheCommandRuns_andKillsItWhenTheCallerLeaves() throws Exception {
+        Path go = environmentDirectory(web).resolve("go");
+        // The command goes on only once the test has read its first line through the CLI: output held back until
+        // the command ended would leave it waiting until its timeout.
+        Process live = agent.startAs(alice, "env", "exec", "web", "--timeout", "60", "--", "sh", "-c",
+                "echo first; while [ ! -e /vmi/go ]; do sleep 0.1; done; echo second");
+        try {
+            BufferedReader stdout = live.inputReader(StandardCharsets.UTF_8);
+            assertThat(stdout.readLine()).isEqualTo("first");
+            Files.writeString(go, "");
+            assertThat(stdout.readLine()).isEqualTo("second");
+            assertThat(live.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            assertThat(live.exitValue()).isZero();
+        } finally {
+            live.destroyForcibly();
+            Files.deleteIfExists(go);
+        }
+
+        Process leaving = agent.startAs(alice, "env", "exec", "web", "--timeout", "600", "--", "sh", "-c",
+                "echo veggur-leaving; while true; do sleep 0.2; echo tick; done");
+        assertThat(leaving.inputReader(StandardCharsets.UTF_8).readLine()).isEqualTo("veggur-leaving");
+        leaving.destroyForcibly().waitFor();
+        // The agent finds its reader gone at the command's next output and kills it.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        String commands;
+        do {
+            Thread.sleep(300);
+            Cli.Result listed = agent.as(alice, "env", "exec", "web", "--", "sh", "-c", "cat /proc/[0-9]*/cmdline");
+            assertThat(listed.exitCode()).as(listed.stderr()).isZero();
+            commands = listed.stdout().replace('\0', ' ');
+        } while (commands.contains("echo veggur-leaving") && System.nanoTime() < deadline);
+        assertThat(commands).doesNotContain("echo veggur-leaving");
+    }
+
     private static void assertOneLineError(Cli.Result result, String message) {
         assertThat(result.exitCode()).as(result.stderr()).isEqualTo(1);
         assertThat(result.stderr().lines().toList()).hasSize(1).first().asString().startsWith("veggur: error:").contains(message);
     }
 
     @Test
-    @Order(5)
+    @Order(6)
     void readGrant_socketRefusesWritesPausesAndBreakpoints_evenThoughTheClientAsks() throws Exception {
         agent.client(alice).put("/v1/vms/alice/web/grants/bob", Json.MAPPER.createObjectNode().put("role", "read"));
         refusal(() -> agent.client(bob).put("/v1/vms/alice/web/environment",
@@ -208,7 +246,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(6)
+    @Order(7)
     void traceGrant_breakpointsWorkFromTheContainer() throws Exception {
         agent.client(alice).put("/v1/vms/alice/web/grants/bob", Json.MAPPER.createObjectNode().put("role", "trace"));
         agent.client(bob).delete("/v1/vms/alice/web/environment");
@@ -227,7 +265,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(7)
+    @Order(8)
     void revokingTheGrant_endsBobsLiveSessionAndRemovesHisContainer() throws Exception {
         Path socket = environmentDirectory(web, "bob").resolve("vmi.sock");
         String container = containerOf(socket.getParent());
@@ -255,7 +293,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(8)
+    @Order(9)
     void agentKill9ThenRestart_readoptsVmsAndEnvironments_andLosesNoAuditRecord() throws Exception {
         Path before = agent.home.resolve("audit-before.jsonl");
         agent.kill9();
@@ -298,7 +336,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(9)
+    @Order(10)
     void auditVerify_findsATamperedRecord() throws Exception {
         Path copy = agent.home.resolve("tampered.db");
         try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + agent.home.resolve("agent/agent.db"));
@@ -319,7 +357,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(10)
+    @Order(11)
     void stoppingAVm_removesItsEnvironmentsContainers() throws Exception {
         Path directory = environmentDirectory(web);
         String container = containerOf(directory);
@@ -335,7 +373,7 @@ class AgentIT {
     }
 
     @Test
-    @Order(11)
+    @Order(12)
     void aVmThatDiesOnItsOwn_losesItsEnvironmentToo() throws Exception {
         Path directory = environmentDirectory(lab);
         String container = containerOf(directory);

@@ -34,13 +34,14 @@ final class Cli {
 
     /** Starts the CLI and returns at once, for commands whose output a test follows as it comes. */
     static Process start(Path home, String... args) throws IOException {
-        return startIn(null, home, args);
+        return startIn(null, home, Map.of(), args);
     }
 
-    /** {@link #start} in network namespace {@code netns} (null: the test's own). */
-    static Process startIn(String netns, Path home, String... args) throws IOException {
+    /** {@link #start} in network namespace {@code netns} (null: the test's own), with more environment variables. */
+    static Process startIn(String netns, Path home, Map<String, String> environment, String... args) throws IOException {
         ProcessBuilder builder = new ProcessBuilder(command(netns, args));
         builder.environment().put("VEGGUR_HOME", home.toString());
+        builder.environment().putAll(environment);
         return builder.start();
     }
 

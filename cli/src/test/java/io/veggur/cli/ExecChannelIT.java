@@ -3,12 +3,16 @@ package io.veggur.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.exec.ExecOutput;
+import io.veggur.agent.exec.ExecReaderGoneException;
+import io.veggur.agent.exec.ExecResult;
+import io.veggur.agent.exec.ExecStream;
 import io.veggur.agent.monitor.ExecChannel;
 import io.veggur.host.vm.GuestConsole;
 import io.veggur.host.vm.VeggurHome;
 import io.veggur.host.vm.VmManager;
 import io.veggur.host.vm.VmSpec;
+import java.io.ByteArrayOutputStream;
 import java.io.File;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
@@ -48,7 +52,6 @@ class ExecChannelIT {
     private static final List<String> PORTS = List.of("io.veggur.vmi", ExecChannel.PORT_NAME);
     private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(120);
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
-    private static final int MAX = 1 << 20;
 
     private Path home;
     private VmManager manager;
@@ -98,13 +101,13 @@ class ExecChannelIT {
     @Test
     void versionMatchesTheJar() throws Exception {
         long start = System.nanoTime();
-        ExecResult result = run("veggur", "--version");
+        Run result = run("veggur", "--version");
         long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
         System.out.printf("monitoring VM: `veggur --version` took %d ms%n", millis);
         assertThat(result.exitCode()).as(text(result.stderr())).isZero();
         assertThat(text(result.stdout())).isEqualTo(hostVersion());
         // The static AppCDS archive maps with the VM's flags (-Xshare:on fails otherwise).
-        ExecResult cds = run("/opt/veggur/jre/bin/java", "-Xshare:on", "-XX:SharedArchiveFile=/opt/veggur/veggur.jsa",
+        Run cds = run("/opt/veggur/jre/bin/java", "-Xshare:on", "-XX:SharedArchiveFile=/opt/veggur/veggur.jsa",
                 "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
                 "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData", "-Xlog:aot=off", "-Xlog:cds=off",
                 "-jar", "/opt/veggur/veggur.jar", "--version");
@@ -117,7 +120,7 @@ class ExecChannelIT {
         List<Long> millis = new ArrayList<>();
         for (int i = 0; i < 30; i++) {
             long start = System.nanoTime();
-            assertThat(ExecChannel.exec(port, List.of("true"), TIMEOUT.dividedBy(2), MAX).exitCode()).isZero();
+            assertThat(ExecChannel.exec(port, List.of("true"), TIMEOUT.dividedBy(2), new Captured()).exitCode()).isZero();
             millis.add(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
         }
         List<Long> sorted = millis.stream().sorted().toList();
@@ -132,7 +135,7 @@ class ExecChannelIT {
                 "semi;colon", "new\nline", "", "back\\slash", "*", "-n", "ünï€ode", " ");
         List<String> argv = new ArrayList<>(List.of("/bin/busybox", "printf", "%s|"));
         argv.addAll(arguments);
-        ExecResult result = run(argv);
+        Run result = run(argv);
         assertThat(result.exitCode()).isZero();
         assertThat(text(result.stdout())).isEqualTo(arguments.stream().map(a -> a + "|").collect(Collectors.joining()));
         assertThat(result.stderr()).isEmpty();
@@ -140,14 +143,17 @@ class ExecChannelIT {
 
     @Test
     void streamsAndExitStatusAreSeparate() throws Exception {
-        ExecResult result = run("sh", "-c", "echo out; echo err >&2; exit 7");
+        Run result = run("sh", "-c", "echo out; echo err >&2; exit 7");
         assertThat(result.exitCode()).isEqualTo(7);
         assertThat(text(result.stdout())).isEqualTo("out\n");
         assertThat(text(result.stderr())).isEqualTo("err\n");
-        assertThat(result.truncated()).isFalse();
-        assertThat(result.timedOut()).isFalse();
 
-        ExecResult missing = run("no-such-program");
+        // Interleaved over time, each stream keeps its order.
+        Run interleaved = run("sh", "-c", "echo a; sleep 0.5; echo b >&2; sleep 0.5; echo c; echo d >&2");
+        assertThat(text(interleaved.stdout())).isEqualTo("a\nc\n");
+        assertThat(text(interleaved.stderr())).isEqualTo("b\nd\n");
+
+        Run missing = run("no-such-program");
         assertThat(missing.exitCode()).isEqualTo(127);
         assertThat(text(missing.stderr())).contains("no-such-program");
         // stdin is /dev/null: cat ends at once.
@@ -157,12 +163,13 @@ class ExecChannelIT {
     @Test
     void aCommandPastItsTimeoutIsKilledAndTheNextOneRuns() throws Exception {
         long start = System.nanoTime();
+        Captured output = new Captured();
         ExecResult slow = ExecChannel.exec(port, List.of("sh", "-c", "echo started; sleep 60 & sleep 60"),
-                Duration.ofSeconds(2), MAX);
+                Duration.ofSeconds(2), output);
         long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
         assertThat(slow.timedOut()).isTrue();
         assertThat(slow.exitCode()).isEqualTo(-1);
-        assertThat(text(slow.stdout())).isEqualTo("started\n");
+        assertThat(text(output.stdout())).isEqualTo("started\n");
         assertThat(millis).isBetween(2000L, 2000 + ExecChannel.SLACK.toMillis());
 
         assertThat(text(run("echo", "next").stdout())).isEqualTo("next\n");
@@ -171,46 +178,61 @@ class ExecChannelIT {
     }
 
     @Test
-    void aReplyNobodyWaitedForIsSkippedByTheNextCall() throws Exception {
-        // A host that sends a request and leaves: the guest runs it and its reply waits for the next connection.
-        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            channel.connect(UnixDomainSocketAddress.of(port));
-            channel.write(ByteBuffer.wrap(ExecChannel.request("00000000000000000000000000000000",
-                    List.of("sh", "-c", "sleep 1; touch /tmp/stale-ran; echo stale; echo stale >&2"), 30)));
-        }
-        ExecResult next = run("echo", "fresh");
-        assertThat(text(next.stdout())).isEqualTo("fresh\n");
-        assertThat(next.stderr()).isEmpty();
-        // One command at a time: the abandoned one ran (and replied) before this call's.
-        assertThat(run("test", "-e", "/tmp/stale-ran").exitCode()).isZero();
+    void outputComesWhileTheCommandRuns_andAReaderThatLeavesCancelsIt() throws Exception {
+        // The command never ends on its own and may run for 5 minutes: the first line reaches the host while it
+        // runs, and the reader's leaving (its write fails) cancels it; the next call finds no trace of it.
+        List<String> seen = new ArrayList<>();
+        long start = System.nanoTime();
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("sh", "-c", "echo first; sleep 3600 & sleep 3600"),
+                Duration.ofMinutes(5), (stream, bytes, offset, length) -> {
+                    seen.add(stream + " " + new String(bytes, offset, length, StandardCharsets.UTF_8));
+                    throw new IOException("the reader left");
+                }))
+                .isInstanceOf(ExecReaderGoneException.class)
+                .hasRootCauseMessage("the reader left");
+        assertThat(seen).containsExactly("STDOUT first\n");
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofMinutes(1));
+
+        assertThat(text(run("echo", "next").stdout())).isEqualTo("next\n");
+        assertThat(run("pidof", "sleep").exitCode()).as("the cancelled command's process group is gone").isEqualTo(1);
     }
 
     @Test
-    void outputOverTheLimitIsTruncated() throws Exception {
-        ExecResult result = ExecChannel.exec(port, List.of("sh", "-c", "head -c 100000 /dev/zero; echo e >&2"),
-                TIMEOUT, 4096);
-        assertThat(result.stdout()).hasSize(4096);
-        assertThat(text(result.stderr())).isEqualTo("e\n");
-        assertThat(result.truncated()).isTrue();
-        assertThat(result.exitCode()).isZero();
+    void aRequestWhoseHostLeftIsCancelled_andTheNextCallRuns() throws Exception {
+        // A host that sends a request and leaves: nobody reads the command's output, so it does not run on.
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            channel.connect(UnixDomainSocketAddress.of(port));
+            channel.write(ByteBuffer.wrap(ExecChannel.request("00000000000000000000000000000000",
+                    List.of("sh", "-c", "echo stale; echo stale >&2; sleep 5; touch /tmp/stale-ran"), 30)));
+        }
+        Run next = run("echo", "fresh");
+        assertThat(text(next.stdout())).isEqualTo("fresh\n");
+        assertThat(next.stderr()).isEmpty();
+        Thread.sleep(6000);
+        assertThat(run("test", "-e", "/tmp/stale-ran").exitCode()).as("the abandoned command ran on").isEqualTo(1);
+        assertThat(run("pidof", "sleep").exitCode()).isEqualTo(1);
+    }
 
-        // The guest itself cuts each stream at 16 MiB (plus the byte that shows there was more).
+    @Test
+    void eachStreamIsCutByTheGuestAt16MiBAndOneByte() throws Exception {
         long start = System.nanoTime();
-        ExecResult big = ExecChannel.exec(port, List.of("head", "-c", "17000000", "/dev/zero"), TIMEOUT,
-                ExecChannel.MAX_OUTPUT_BYTES);
-        System.out.printf("monitoring VM: 16 MiB of output took %d ms%n",
-                TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
-        assertThat(big.stdout()).hasSize(ExecChannel.MAX_OUTPUT_BYTES);
-        assertThat(big.truncated()).isTrue();
+        Captured output = new Captured();
+        ExecResult big = ExecChannel.exec(port, List.of("sh", "-c", "head -c 17000000 /dev/zero; echo e >&2"), TIMEOUT,
+                output);
+        System.out.printf("monitoring VM: 16 MiB of output took %d ms in %d writes%n",
+                TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start), output.writes());
+        assertThat(output.stdout()).hasSize(ExecChannel.MAX_OUTPUT_BYTES + 1).containsOnly(0);
+        assertThat(text(output.stderr())).isEqualTo("e\n");
         assertThat(big.timedOut()).isFalse();
+        assertThat(big.exitCode()).isZero();
     }
 
     @Test
     void concurrentCallsOnOnePortTakeTurns() throws Exception {
-        Callable<ExecResult> call = () -> run("sh", "-c", "sleep 1; echo done");
+        Callable<Run> call = () -> run("sh", "-c", "sleep 1; echo done");
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
-            List<Future<ExecResult>> results = List.of(pool.submit(call), pool.submit(call), pool.submit(call));
-            for (Future<ExecResult> result : results) {
+            List<Future<Run>> results = List.of(pool.submit(call), pool.submit(call), pool.submit(call));
+            for (Future<Run> result : results) {
                 assertThat(text(result.get().stdout())).isEqualTo("done\n");
             }
         }
@@ -248,36 +270,66 @@ class ExecChannelIT {
 
     @Test
     void invalidCallsAreRefusedOnTheHost() {
-        assertThatThrownBy(() -> ExecChannel.exec(port, List.of(), TIMEOUT, MAX))
+        Captured output = new Captured();
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of(), TIMEOUT, output))
                 .isInstanceOf(IllegalArgumentException.class);
-        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("echo", "a\0b"), TIMEOUT, MAX))
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("echo", "a\0b"), TIMEOUT, output))
                 .isInstanceOf(IllegalArgumentException.class);
         String tooLong = "x".repeat(ExecChannel.MAX_ARGV_BYTES);
-        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("echo", tooLong), TIMEOUT, MAX))
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("echo", tooLong), TIMEOUT, output))
                 .isInstanceOf(IllegalArgumentException.class);
-        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("true"), Duration.ZERO, MAX))
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("true"), Duration.ZERO, output))
                 .isInstanceOf(IllegalArgumentException.class);
-        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("true"), TIMEOUT, ExecChannel.MAX_OUTPUT_BYTES + 1))
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("true"), ExecChannel.MAX_TIMEOUT.plusSeconds(1), output))
                 .isInstanceOf(IllegalArgumentException.class);
-        assertThatThrownBy(() -> ExecChannel.exec(home.resolve("no-such.sock"), List.of("true"), TIMEOUT, MAX))
+        assertThatThrownBy(() -> ExecChannel.exec(home.resolve("no-such.sock"), List.of("true"), TIMEOUT, output))
                 .isInstanceOf(IOException.class).hasMessageContaining("cannot connect");
     }
 
-    private ExecResult run(String... argv) throws IOException {
+    /** All a command wrote, per stream, and in how many writes it came. */
+    private static final class Captured implements ExecOutput {
+        private final ByteArrayOutputStream stdout = new ByteArrayOutputStream();
+        private final ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+        private int writes;
+
+        @Override
+        public void write(ExecStream stream, byte[] bytes, int offset, int length) {
+            (stream == ExecStream.STDOUT ? stdout : stderr).write(bytes, offset, length);
+            writes++;
+        }
+
+        byte[] stdout() {
+            return stdout.toByteArray();
+        }
+
+        byte[] stderr() {
+            return stderr.toByteArray();
+        }
+
+        int writes() {
+            return writes;
+        }
+    }
+
+    /** How a command ended, with all it wrote. */
+    private record Run(int exitCode, byte[] stdout, byte[] stderr) {}
+
+    private Run run(String... argv) throws IOException {
         return run(List.of(argv));
     }
 
-    private ExecResult run(List<String> argv) throws IOException {
-        ExecResult result = ExecChannel.exec(port, argv, TIMEOUT, MAX);
+    private Run run(List<String> argv) throws IOException {
+        Captured output = new Captured();
+        ExecResult result = ExecChannel.exec(port, argv, TIMEOUT, output);
         assertThat(result.timedOut()).as("%s timed out", argv).isFalse();
-        return result;
+        return new Run(result.exitCode(), output.stdout(), output.stderr());
     }
 
     private static String text(byte[] bytes) {
         return new String(bytes, StandardCharsets.UTF_8);
     }
 
-    private static List<String> lines(ExecResult result) {
+    private static List<String> lines(Run result) {
         assertThat(result.exitCode()).as(text(result.stderr())).isZero();
         return text(result.stdout()).lines().map(String::strip).filter(s -> !s.isEmpty()).toList();
     }

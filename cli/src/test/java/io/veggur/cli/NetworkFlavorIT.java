@@ -104,6 +104,15 @@ class NetworkFlavorIT {
 
     @Test
     @Order(2)
+    void envExec_isRefused_sayingWhereToConnect() throws Exception {
+        Cli.Result exec = agent.as(alice, "env", "exec", "web", "--", "true");
+        assertThat(exec.exitCode()).isEqualTo(1);
+        assertThat(exec.stderr().lines().toList()).hasSize(1).first().asString()
+                .contains("(409)").contains("runs nothing on the host").contains("connect your tools to tls://");
+    }
+
+    @Test
+    @Order(3)
     void rightCertificate_fromAnotherAddress_isRefused() throws Exception {
         Cli.Result refused = Cli.runIn(remote.name, agent.home, Map.of(), "vmi", "info", "--socket",
                 tls(remote, alicePort, aliceIdentity));
@@ -114,7 +123,7 @@ class NetworkFlavorIT {
     }
 
     @Test
-    @Order(3)
+    @Order(4)
     void certificateFromAnotherCa_isRefused() throws Exception {
         CertificateAuthority impostor = CertificateAuthority.open(work.resolve("impostor-ca"));
         Identity forged = impostor.issueClient(new ClientBinding("alice", new VmRef("alice", "web"), Role.WRITE,
@@ -130,7 +139,7 @@ class NetworkFlavorIT {
     }
 
     @Test
-    @Order(4)
+    @Order(5)
     void anotherTenantsCertificate_opensOnlyItsOwnEnvironment_withItsOwnRole() throws Exception {
         Path bobIdentity = work.resolve("bob.p12");
         Cli.Result created = agent.as(bob, "env", "create", "alice/web", "--flavor", "network",
@@ -151,7 +160,7 @@ class NetworkFlavorIT {
     }
 
     @Test
-    @Order(5)
+    @Order(6)
     void plaintext_whenTlsIsRequired_isRefused() throws Exception {
         assertRefused(Cli.runIn(cohost.name, agent.home, Map.of(), "vmi", "info", "--socket",
                 "tcp://" + cohost.hostAddress + ":" + alicePort));
@@ -160,10 +169,10 @@ class NetworkFlavorIT {
     }
 
     @Test
-    @Order(6)
+    @Order(7)
     void relay_givesAnUnmodifiedUnixSocketTool_theRemoteVm() throws Exception {
         Path socket = work.resolve("relay").resolve("vmi.sock");
-        Process relay = Cli.startIn(cohost.name, agent.home, "relay", tls(cohost, alicePort, aliceIdentity),
+        Process relay = Cli.startIn(cohost.name, agent.home, Map.of(), "relay", tls(cohost, alicePort, aliceIdentity),
                 "--listen", socket.toString());
         try {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -185,7 +194,7 @@ class NetworkFlavorIT {
     }
 
     @Test
-    @Order(7)
+    @Order(8)
     void plaintextEnvironment_admitsOnlyItsAllowList() throws Exception {
         assertThat(agent.as(bob, "env", "delete", "alice/web").exitCode()).isZero();
         Cli.Result created = agent.as(bob, "env", "create", "alice/web", "--flavor", "network", "--plaintext",
@@ -207,10 +216,10 @@ class NetworkFlavorIT {
     }
 
     @Test
-    @Order(8)
+    @Order(9)
     void revokingTheGrant_andDeletingTheEnvironment_closeTheirEndpoints() throws Exception {
         String bobEndpoint = agent.client(bob).get("/v1/vms/alice/web/environment").path("endpoint").asText();
-        Process session = Cli.startIn(remote.name, agent.home, "vmi", "events", "--socket",
+        Process session = Cli.startIn(remote.name, agent.home, Map.of(), "vmi", "events", "--socket",
                 "tcp://" + remote.hostAddress + ":" + port(bobEndpoint));
         Thread.sleep(3000);
         assertThat(session.isAlive()).as("bob's event session runs").isTrue();
@@ -225,7 +234,7 @@ class NetworkFlavorIT {
     }
 
     @Test
-    @Order(9)
+    @Order(10)
     void traceRole_breakpointsWorkOverTls() throws Exception {
         Path identity = work.resolve("alice-trace.p12");
         Cli.Result created = agent.as(alice, "env", "create", "web", "--flavor", "network", "--role", "trace",

@@ -65,6 +65,11 @@ final class TestAgent implements AutoCloseable {
         return Cli.run(home, Map.of("VEGGUR_TOKEN", token, "VEGGUR_AGENT", url()), args);
     }
 
+    /** {@link #as}, returning at once, for output a test follows as it comes. */
+    Process startAs(String token, String... args) throws IOException {
+        return Cli.startIn(null, home, Map.of("VEGGUR_TOKEN", token, "VEGGUR_AGENT", url()), args);
+    }
+
     String url() {
         return address.path("url").asText();
     }

@@ -14,7 +14,8 @@ import io.veggur.agent.AgentService;
 import io.veggur.agent.ApiException;
 import io.veggur.agent.audit.AuditEntry;
 import io.veggur.agent.audit.AuditRecord;
-import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.exec.ExecReaderGoneException;
+import io.veggur.agent.exec.ExecStream;
 import io.veggur.agent.store.AgentStore;
 import io.veggur.agent.store.CreatedTenant;
 import io.veggur.agent.store.Environment;
@@ -29,6 +30,7 @@ import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
@@ -49,10 +51,24 @@ public final class AgentApi {
         Answer run(Principal who, ServerRequest request) throws IOException;
     }
 
-    private record Answer(int status, JsonNode body) {
+    /** A JSON answer, or (status 200, body null) a stream of JSON lines that {@code stream} writes. */
+    private record Answer(int status, JsonNode body, LineStream stream) {
+        Answer(int status, JsonNode body) {
+            this(status, body, null);
+        }
+
         static Answer ok(JsonNode body) {
             return new Answer(200, body);
         }
+
+        static Answer streaming(LineStream stream) {
+            return new Answer(200, null, stream);
+        }
+    }
+
+    /** Writes an answer's JSON lines; a failure to write means the client left. */
+    private interface LineStream {
+        void writeTo(JsonLines lines) throws IOException;
     }
 
     private final AgentStore store;
@@ -140,7 +156,11 @@ public final class AgentApi {
             try {
                 Answer answer = operation.run(who.get(), request);
                 store.audit().append(AuditEntry.allowed(actor, "api." + action, target(request), null));
-                send(response, answer.status(), answer.body());
+                if (answer.stream() != null) {
+                    stream(response, action, answer.stream());
+                } else {
+                    send(response, answer.status(), answer.body());
+                }
             } catch (ApiException e) {
                 refuse(response, actor, action, request, e.status(), e.getMessage(), e.auditDetail());
             } catch (StoreException e) {
@@ -182,6 +202,28 @@ public final class AgentApi {
                     .send(JSON.writeValueAsBytes(body));
         } catch (IOException e) {
             throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * Sends a 200 answer of JSON lines as they are written (chunked). A failure once it has begun cannot change the
+     * status any more: it becomes a last line {@code {"error": ...}}, if the client is still there to read it.
+     */
+    private static void stream(ServerResponse response, String action, LineStream stream) {
+        response.status(Status.OK_200).header(HeaderNames.CONTENT_TYPE, "application/x-ndjson");
+        try (JsonLines lines = new JsonLines(response.outputStream())) {
+            try {
+                stream.writeTo(lines);
+            } catch (ApiException e) {
+                lines.error(e.getMessage());
+            } catch (IOException | RuntimeException e) {
+                if (!lines.broken()) {
+                    LOG.log(Level.ERROR, "api." + action + " failed while answering", e);
+                    lines.error("internal error (see the agent's log)");
+                }
+            }
+        } catch (IOException e) {
+            // the client left: nothing more to tell it
         }
     }
 
@@ -263,13 +305,18 @@ public final class AgentApi {
         }
         Duration timeout = body.has("timeoutSeconds") ? Duration.ofSeconds(integer(body, "timeoutSeconds", 0))
                 : DEFAULT_EXEC_TIMEOUT;
-        if (timeout.isNegative() || timeout.isZero()) {
-            throw new IllegalArgumentException("timeoutSeconds must be positive");
-        }
-        ExecResult result = service.exec(who, ref(who, request), argv, timeout);
-        return Answer.ok(JSON.createObjectNode().put("exitCode", result.exitCode())
-                .put("stdout", result.stdout()).put("stderr", result.stderr())
-                .put("truncated", result.truncated()).put("timedOut", result.timedOut()));
+        AgentService.PreparedExec exec = service.exec(who, ref(who, request), argv, timeout);
+        return Answer.streaming(lines -> {
+            AgentService.Finished finished;
+            try {
+                finished = exec.run((stream, bytes, offset, length) -> lines.write(JSON.createObjectNode().put(
+                        stream == ExecStream.STDOUT ? "stdout" : "stderr", Arrays.copyOfRange(bytes, offset, offset + length))));
+            } catch (ExecReaderGoneException e) {
+                return;   // the client left, and the command was killed
+            }
+            lines.write(JSON.createObjectNode().put("exitCode", finished.result().exitCode())
+                    .put("timedOut", finished.result().timedOut()).put("truncated", finished.truncated()));
+        });
     }
 
     // ---- request parsing

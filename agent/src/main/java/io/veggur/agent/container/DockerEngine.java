@@ -20,7 +20,10 @@ import com.github.dockerjava.core.DefaultDockerClientConfig;
 import com.github.dockerjava.core.DockerClientImpl;
 import com.github.dockerjava.core.RemoteApiVersion;
 import com.github.dockerjava.zerodep.ZerodepDockerHttpClient;
-import java.io.ByteArrayOutputStream;
+import io.veggur.agent.exec.ExecOutput;
+import io.veggur.agent.exec.ExecReaderGoneException;
+import io.veggur.agent.exec.ExecResult;
+import io.veggur.agent.exec.ExecStream;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.URI;
@@ -199,18 +202,20 @@ public final class DockerEngine implements AutoCloseable {
     }
 
     /**
-     * Runs {@code argv} in the running container as the container's user, with no stdin and no terminal, and waits
-     * for it to exit, at most {@code timeout} in all. Each of stdout and stderr keeps its first
-     * {@code maxOutputBytes} bytes; the rest is read and dropped, so a chatty command never blocks on a full pipe.
+     * Runs {@code argv} in the running container as the container's user, with no stdin and no terminal, passes its
+     * stdout and stderr to {@code output} as they come, and waits for it to exit, at most {@code timeout} in all.
      *
-     * <p>On timeout the result says so and the command is killed (as far as this process may): the daemon names its
-     * host pid, which gets SIGKILL with its descendants if it still is in this container's cgroup. Without that
-     * (no root, or the daemon on another host) it runs on, bounded by the container's pids and memory limits.
+     * <p>On timeout, when {@code output} fails (its reader left) or the output stream from the daemon fails, the
+     * command is killed as far as this process may: the daemon names its host pid, which gets SIGKILL with its
+     * descendants if it still is in this container's cgroup. Without that (no root, or the daemon on another host) it
+     * runs on, bounded by the container's pids and memory limits.
+     *
+     * @throws ExecReaderGoneException if {@code output} failed (the command was killed)
      */
-    public ExecResult exec(String nameOrId, List<String> argv, Duration timeout, int maxOutputBytes)
-            throws ContainerException {
-        if (argv.isEmpty() || timeout.isNegative() || timeout.isZero() || maxOutputBytes < 0) {
-            throw new IllegalArgumentException("exec needs a command, a positive timeout and a non-negative limit");
+    public ExecResult exec(String nameOrId, List<String> argv, Duration timeout, ExecOutput output)
+            throws ContainerException, ExecReaderGoneException {
+        if (argv.isEmpty() || timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("exec needs a command and a positive timeout");
         }
         long deadline = System.nanoTime() + timeout.toNanos();
         String action = "exec " + argv.getFirst() + " in container " + nameOrId;
@@ -220,19 +225,26 @@ public final class DockerEngine implements AutoCloseable {
                 .withAttachStderr(true)
                 .exec()
                 .getId());
-        try (var output = new OutputCollector(maxOutputBytes)) {
-            call(action, () -> docker.execStartCmd(execId).exec(output));
-            boolean ended = output.awaitEnd(deadline - System.nanoTime());
-            if (output.failure() != null) {
-                throw translate(action, output.failure());
+        try (var forwarder = new OutputForwarder(output)) {
+            call(action, () -> docker.execStartCmd(execId).exec(forwarder));
+            boolean ended = forwarder.awaitEnd(deadline - System.nanoTime());
+            if (forwarder.readerFailure() != null) {
+                forwarder.close();
+                killIfRunning(execId);
+                throw new ExecReaderGoneException(forwarder.readerFailure());
+            }
+            if (forwarder.streamFailure() != null) {
+                forwarder.close();
+                killIfRunning(execId);
+                throw translate(action, forwarder.streamFailure());
             }
             Long exitCode = ended ? recordedExitCode(action, execId, deadline) : null;
             if (exitCode != null) {
-                return output.result(exitCode.intValue(), false);
+                return ExecResult.exited(exitCode.intValue());
             }
-            ExecResult timedOut = output.result(-1, true);
+            forwarder.close();
             killIfRunning(execId);
-            return timedOut;
+            return ExecResult.killedAtTimeout();
         } catch (InterruptedException e) {
             // The stream is closed on the way out; the command is not killed (its requests would be interrupted too).
             Thread.currentThread().interrupt();
@@ -357,21 +369,22 @@ public final class DockerEngine implements AutoCloseable {
     }
 
     /**
-     * Receives the exec's multiplexed stream on docker-java's streaming thread. Bytes past the limit are dropped,
-     * never buffered; {@link #close} stops the stream (docker-java then closes the response and its connection).
+     * Passes the exec's multiplexed stream on, from docker-java's streaming thread, to an {@link ExecOutput}; a write
+     * that fails ends the run. {@link #close} stops the stream (docker-java then closes the response and its
+     * connection).
      */
-    private static final class OutputCollector implements ResultCallback<Frame> {
-        private final int limit;
-        private final ByteArrayOutputStream stdout = new ByteArrayOutputStream();
-        private final ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+    private static final class OutputForwarder implements ResultCallback<Frame> {
+        private final ExecOutput output;
         private final CountDownLatch end = new CountDownLatch(1);
-        private boolean truncated;
+        /** Held while a chunk is written: once {@link #close} returns, nothing more reaches the output. */
+        private final Object writing = new Object();
         private Closeable stream;
-        private boolean closed;
-        private volatile Throwable failure;
+        private volatile boolean closed;
+        private volatile Throwable streamFailure;
+        private volatile IOException readerFailure;
 
-        OutputCollector(int limit) {
-            this.limit = limit;
+        OutputForwarder(ExecOutput output) {
+            this.output = output;
         }
 
         @Override
@@ -387,20 +400,28 @@ public final class DockerEngine implements AutoCloseable {
         }
 
         @Override
-        public synchronized void onNext(Frame frame) {
+        public void onNext(Frame frame) {
             // Without a terminal the daemon multiplexes; RAW would only come with one and is all stdout then.
-            ByteArrayOutputStream target = switch (frame.getStreamType()) {
-                case STDERR -> stderr;
-                case STDOUT, RAW -> stdout;
+            ExecStream target = switch (frame.getStreamType()) {
+                case STDERR -> ExecStream.STDERR;
+                case STDOUT, RAW -> ExecStream.STDOUT;
                 case STDIN -> null;
             };
             if (target == null) {
                 return;
             }
             byte[] payload = frame.getPayload();   // docker-java may reuse this array for the next frame
-            int kept = Math.min(payload.length, limit - target.size());
-            target.write(payload, 0, kept);
-            truncated |= kept < payload.length;
+            synchronized (writing) {
+                if (closed || readerFailure != null) {
+                    return;
+                }
+                try {
+                    output.write(target, payload, 0, payload.length);
+                } catch (IOException e) {
+                    readerFailure = e;
+                    end.countDown();
+                }
+            }
         }
 
         @Override
@@ -410,7 +431,7 @@ public final class DockerEngine implements AutoCloseable {
                     return;   // the stream failing because this side closed it
                 }
             }
-            failure = throwable;
+            streamFailure = throwable;
             end.countDown();
         }
 
@@ -423,12 +444,12 @@ public final class DockerEngine implements AutoCloseable {
             return end.await(Math.max(nanos, 0), TimeUnit.NANOSECONDS);
         }
 
-        Throwable failure() {
-            return failure;
+        Throwable streamFailure() {
+            return streamFailure;
         }
 
-        synchronized ExecResult result(int exitCode, boolean timedOut) {
-            return new ExecResult(exitCode, stdout.toByteArray(), stderr.toByteArray(), truncated, timedOut);
+        IOException readerFailure() {
+            return readerFailure;
         }
 
         @Override
@@ -440,6 +461,9 @@ public final class DockerEngine implements AutoCloseable {
             }
             if (toClose != null) {
                 closeQuietly(toClose);
+            }
+            synchronized (writing) {
+                // a chunk being written when the stream closed has been written now; no other follows
             }
         }
 

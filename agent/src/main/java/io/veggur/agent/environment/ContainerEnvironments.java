@@ -4,7 +4,8 @@ import io.veggur.agent.container.ContainerException;
 import io.veggur.agent.container.ContainerStatus;
 import io.veggur.agent.container.DockerEngine;
 import io.veggur.agent.container.EnvironmentContainer;
-import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.exec.ExecOutput;
+import io.veggur.agent.exec.ExecResult;
 import io.veggur.agent.store.Environment;
 import io.veggur.agent.store.Vm;
 import io.veggur.host.vm.VeggurHome;
@@ -37,7 +38,6 @@ public final class ContainerEnvironments implements EnvironmentFlavor {
     public static final String AGENT_LABEL = "io.veggur.agent";
     /** Where the container sees its socket. */
     public static final String SOCKET = "/vmi/vmi.sock";
-    private static final Duration MAX_EXEC_TIME = Duration.ofMinutes(10);
 
     private final EnvironmentSockets sockets;
     private final DockerEngine docker;
@@ -132,11 +132,10 @@ public final class ContainerEnvironments implements EnvironmentFlavor {
     }
 
     @Override
-    public ExecResult exec(Environment environment, List<String> argv, Duration timeout, int maxOutputBytes)
+    public ExecResult exec(Environment environment, List<String> argv, Duration timeout, ExecOutput output)
             throws IOException {
-        Duration bounded = timeout.compareTo(MAX_EXEC_TIME) > 0 ? MAX_EXEC_TIME : timeout;
         try {
-            return docker.exec(handle(environment.id()), argv, bounded, maxOutputBytes);
+            return docker.exec(handle(environment.id()), argv, timeout, output);
         } catch (ContainerException e) {
             throw new IOException(e.getMessage(), e);
         }

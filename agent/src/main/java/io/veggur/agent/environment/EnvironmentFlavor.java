@@ -1,12 +1,14 @@
 package io.veggur.agent.environment;
 
-import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.exec.ExecOutput;
+import io.veggur.agent.exec.ExecResult;
 import io.veggur.agent.store.Environment;
 import io.veggur.agent.store.Vm;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * How one flavor builds, re-adopts, tears down and enters its environments. Every resource is named after the
@@ -32,9 +34,18 @@ public interface EnvironmentFlavor {
     /** What tools inside the environment (or on the tenant's machine, for the network flavor) connect to. */
     String endpoint(Environment environment);
 
-    /** Runs a command inside the environment, with bounded time and output. */
-    ExecResult exec(Environment environment, List<String> argv, Duration timeout, int maxOutputBytes)
-            throws IOException;
+    /** Why commands cannot run in this environment, or empty if they can ({@link #exec} is only called then). */
+    default Optional<String> execRefusal(Environment environment) {
+        return Optional.empty();
+    }
+
+    /**
+     * Runs a command inside the environment for at most {@code timeout}, its output passed to {@code output} as it
+     * comes.
+     *
+     * @throws io.veggur.agent.exec.ExecReaderGoneException if {@code output} failed (the command was killed)
+     */
+    ExecResult exec(Environment environment, List<String> argv, Duration timeout, ExecOutput output) throws IOException;
 
     /**
      * What a build produced: {@code options} (JSON, or null) to record for rebuilding after a restart, and

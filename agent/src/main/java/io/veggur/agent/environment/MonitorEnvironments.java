@@ -1,7 +1,8 @@
 package io.veggur.agent.environment;
 
 import io.veggur.agent.audit.AuditEntry;
-import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.exec.ExecOutput;
+import io.veggur.agent.exec.ExecResult;
 import io.veggur.agent.monitor.ExecChannel;
 import io.veggur.agent.monitor.SerialBridge;
 import io.veggur.agent.store.AgentStore;
@@ -51,7 +52,6 @@ public final class MonitorEnvironments implements EnvironmentFlavor {
     private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(180);
     private static final Pattern READY = Pattern.compile("^VEGGUR-MONITOR-READY$");
     private static final Pattern FAILED = Pattern.compile("^VEGGUR-MONITOR-ERROR .*");
-    private static final Duration MAX_EXEC_TIME = Duration.ofMinutes(10);
 
     private final VeggurHome home;
     private final VmManager manager;
@@ -147,11 +147,10 @@ public final class MonitorEnvironments implements EnvironmentFlavor {
     }
 
     @Override
-    public ExecResult exec(Environment environment, List<String> argv, Duration timeout, int maxOutputBytes)
+    public ExecResult exec(Environment environment, List<String> argv, Duration timeout, ExecOutput output)
             throws IOException {
-        Duration bounded = timeout.compareTo(MAX_EXEC_TIME) > 0 ? MAX_EXEC_TIME : timeout;
         return ExecChannel.exec(home.vm(handle(environment.id())).virtioPortSocket(PORTS.indexOf(ExecChannel.PORT_NAME)),
-                argv, bounded, maxOutputBytes);
+                argv, timeout, output);
     }
 
     /** Stops every bridge (the agent is stopping; monitoring VMs run on and the next agent bridges them again). */

@@ -4,7 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.veggur.agent.audit.AuditEntry;
-import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.exec.ExecOutput;
+import io.veggur.agent.exec.ExecResult;
 import io.veggur.agent.network.Admission;
 import io.veggur.agent.network.CertificateAuthority;
 import io.veggur.agent.network.Cidr;
@@ -34,6 +35,7 @@ import java.util.Base64;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -185,9 +187,14 @@ public final class NetworkEnvironments implements EnvironmentFlavor {
     }
 
     @Override
-    public ExecResult exec(Environment environment, List<String> argv, Duration timeout, int maxOutputBytes) {
-        throw new UnsupportedOperationException("a network environment runs nothing on the host: connect your tools to "
+    public Optional<String> execRefusal(Environment environment) {
+        return Optional.of("a network environment runs nothing on the host: connect your tools to "
                 + endpoint(environment));
+    }
+
+    @Override
+    public ExecResult exec(Environment environment, List<String> argv, Duration timeout, ExecOutput output) {
+        throw new IllegalStateException("execRefusal refuses every command");
     }
 
     /** Stops every endpoint (the agent is stopping; the next one restarts them). */

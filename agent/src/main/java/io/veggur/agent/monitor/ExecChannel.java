@@ -1,6 +1,9 @@
 package io.veggur.agent.monitor;
 
-import io.veggur.agent.container.ExecResult;
+import io.veggur.agent.exec.ExecOutput;
+import io.veggur.agent.exec.ExecReaderGoneException;
+import io.veggur.agent.exec.ExecResult;
+import io.veggur.agent.exec.ExecStream;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
@@ -27,14 +30,18 @@ import java.util.concurrent.locks.ReentrantLock;
  * Runs commands in a monitoring VM: the host side of the exec protocol on its virtio-serial port
  * {@value #PORT_NAME}, whose guest side is monitor/veggur-execd (protocol in monitor/README.md). The host connects to
  * QEMU's chardev socket for the port, sends {@code EXEC <nonce> <timeout-seconds> <base64 argv>} and reads
- * {@code BEGIN}, stdout, {@code STDERR}, stderr, {@code END <exit status>}, each marker carrying the nonce.
+ * {@code BEGIN}, then, while the command runs, {@code OUT} or {@code ERR} each followed by that stream's new output
+ * in base64 lines, and {@code END <exit status>}; every marker carries the nonce. Output is passed on as it comes,
+ * a few lines at a time (whatever arrived before the host would wait for more, at most 64 KiB).
  *
- * <p>The guest is untrusted: lines are bounded ({@value #MAX_LINE} bytes), output beyond {@code maxOutputBytes} is
- * read and dropped, nothing it sends is buffered beyond that, and every wait ends at a deadline: the command's
- * timeout plus {@link #SLACK} for {@code BEGIN}, then {@link #REPLY_TIME} more for the rest of the reply (the command
- * has ended by then; what is left is at most two streams of 16 MiB, about 6 s each under TCG). A reply the host gave
- * up on reaches the next connection, and lines before {@code BEGIN <nonce>} are skipped for that reason, within the
- * deadline of the call that meets them.
+ * <p>Closing the connection cancels the command: the guest notices within about 0.2 s, kills its process group and
+ * sends nothing more for it. That is what happens when the output's reader leaves.
+ *
+ * <p>The guest is untrusted: lines are bounded ({@value #MAX_LINE} bytes), nothing it sends is buffered beyond one
+ * chunk, and every wait ends at a deadline: the command's timeout plus {@link #SLACK} for {@code BEGIN}, plus
+ * {@link #REPLY_TIME} more for {@code END} (the guest killed the command at its timeout; what may be left to send is
+ * the output of its last moments). A reply the host gave up on may reach the next connection, and lines before
+ * {@code BEGIN <nonce>} are skipped for that reason, within the deadline of the call that meets them.
  *
  * <p>A port runs one command at a time: calls in this JVM for the same port wait for each other (at most their
  * timeout plus {@link #SLACK}; their own timeout starts once they have the port). The agent must be the port's only
@@ -49,8 +56,10 @@ public final class ExecChannel {
     public static final Duration MAX_TIMEOUT = Duration.ofDays(1);
     /** Time the guest has, after the command's timeout, to kill it and start its reply. */
     public static final Duration SLACK = Duration.ofSeconds(5);
-    /** Time the guest has, once its reply began, to send the rest. */
+    /** Time the guest has, after the command's timeout and {@link #SLACK}, to send the rest of its reply. */
     public static final Duration REPLY_TIME = Duration.ofSeconds(60);
+    /** The most decoded output passed on in one write. */
+    private static final int CHUNK = 64 << 10;
     /** Base64 lines are 76 characters and markers under 100; a longer line is not from veggur-execd. */
     private static final int MAX_LINE = 4096;
     /** 128 + SIGKILL: the status the guest reports for a command it killed at its timeout. */
@@ -63,25 +72,22 @@ public final class ExecChannel {
 
     /**
      * Runs {@code argv} (no shell in between; stdin /dev/null) in the monitoring VM whose exec port QEMU serves at
-     * {@code portSocket}, kills it after {@code timeout} (whole seconds, rounded up), and returns its exit status and
-     * at most {@code maxOutputBytes} of stdout and of stderr each. A command that outlived its timeout, or whose
-     * reply did not begin within {@link #SLACK} after it (or end within {@link #REPLY_TIME} after that), comes back
-     * with {@code timedOut}, exit code -1, and the output that arrived.
+     * {@code portSocket}, passes its stdout and stderr (at most {@value #MAX_OUTPUT_BYTES} + 1 bytes of each: the
+     * guest's cut) to {@code output} as they come, kills it after {@code timeout} (whole seconds, rounded up), and
+     * returns its exit status. A command that outlived its timeout, or whose reply did not begin within
+     * {@link #SLACK} after it (or end within {@link #REPLY_TIME} after that), comes back as timed out.
      *
      * @throws IllegalArgumentException for an empty argv or program name, an argument holding a NUL byte, an argv over
-     *         {@value #MAX_ARGV_BYTES} bytes, a timeout outside (0, 1 day], or maxOutputBytes outside 0..16 MiB
+     *         {@value #MAX_ARGV_BYTES} bytes, or a timeout outside (0, 1 day]
+     * @throws ExecReaderGoneException if {@code output} failed: the command was cancelled
      * @throws IOException if the port cannot be reached, stays busy for longer than the timeout, closes, or the
      *         guest breaks the protocol or refuses the request
      */
-    public static ExecResult exec(Path portSocket, List<String> argv, Duration timeout, int maxOutputBytes)
+    public static ExecResult exec(Path portSocket, List<String> argv, Duration timeout, ExecOutput output)
             throws IOException {
         if (timeout.isNegative() || timeout.isZero() || timeout.compareTo(MAX_TIMEOUT) > 0) {
             throw new IllegalArgumentException("the timeout must be positive and at most " + MAX_TIMEOUT.toDays()
                     + " day");
-        }
-        if (maxOutputBytes < 0 || maxOutputBytes > MAX_OUTPUT_BYTES) {
-            throw new IllegalArgumentException("maxOutputBytes must be 0.." + MAX_OUTPUT_BYTES + ", got "
-                    + maxOutputBytes);
         }
         long timeoutSeconds = (timeout.toNanos() + 999_999_999L) / 1_000_000_000L;
         byte[] nonceBytes = new byte[16];
@@ -98,7 +104,7 @@ public final class ExecChannel {
             }
             // The clock starts once the port is ours: the guest gives the command its whole timeout from receipt.
             long commandDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds);
-            long deadline = commandDeadline + SLACK.toNanos();
+            long beginDeadline = commandDeadline + SLACK.toNanos();
             try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
                 try {
                     channel.connect(UnixDomainSocketAddress.of(key));
@@ -112,7 +118,10 @@ public final class ExecChannel {
                 channel.configureBlocking(false);
                 try (Selector selector = Selector.open()) {
                     channel.register(selector, SelectionKey.OP_READ);
-                    return receive(new LineReader(channel, selector, deadline), nonce, commandDeadline, maxOutputBytes);
+                    Chunks chunks = new Chunks(output);
+                    // Closing the channel on the way out, normal or not, is what cancels a command still running.
+                    return receive(new LineReader(channel, selector, beginDeadline, chunks::flush), nonce,
+                            commandDeadline, beginDeadline + REPLY_TIME.toNanos(), chunks);
                 }
             } finally {
                 port.lock.unlock();
@@ -149,21 +158,20 @@ public final class ExecChannel {
         return line.getBytes(StandardCharsets.US_ASCII);
     }
 
-    private static ExecResult receive(LineReader reader, String nonce, long commandDeadline, int maxOutputBytes)
-            throws IOException {
+    private static ExecResult receive(LineReader reader, String nonce, long commandDeadline, long replyDeadline,
+                                      Chunks chunks) throws IOException {
         String begin = "BEGIN " + nonce;
-        String stderrMarker = "STDERR " + nonce;
+        String stdoutMarker = "OUT " + nonce;
+        String stderrMarker = "ERR " + nonce;
         String endPrefix = "END " + nonce + " ";
         String errorPrefix = "ERROR " + nonce + " ";
-        Output stdout = new Output(maxOutputBytes);
-        Output stderr = new Output(maxOutputBytes);
         while (true) {
             String line = reader.next(true);
             if (line == null) {
-                return timedOut(stdout, stderr);
+                return ExecResult.killedAtTimeout();
             }
             if (line.equals(begin)) {
-                reader.extendDeadline(System.nanoTime() + REPLY_TIME.toNanos());
+                reader.extendDeadline(replyDeadline);
                 break;
             }
             if (line.startsWith(errorPrefix)) {
@@ -171,34 +179,32 @@ public final class ExecChannel {
                         + printable(line.substring(errorPrefix.length())));
             }
         }
-        Output current = stdout;
         while (true) {
             String line = reader.next(false);
             if (line == null) {
-                return timedOut(stdout, stderr);
+                chunks.flush();
+                return ExecResult.killedAtTimeout();
             }
-            if (current == stdout && line.equals(stderrMarker)) {
-                current = stderr;
-            } else if (current == stderr && line.startsWith(endPrefix)) {
+            if (line.equals(stdoutMarker)) {
+                chunks.switchTo(ExecStream.STDOUT);
+            } else if (line.equals(stderrMarker)) {
+                chunks.switchTo(ExecStream.STDERR);
+            } else if (line.startsWith(endPrefix)) {
                 int status = exitStatus(line.substring(endPrefix.length()));
+                chunks.flush();
                 // The guest starts its clock after ours, so a command it killed always ends after commandDeadline.
-                if (status == KILLED && System.nanoTime() - commandDeadline >= 0) {
-                    return timedOut(stdout, stderr);
-                }
-                return new ExecResult(status, stdout.bytes(), stderr.bytes(), stdout.truncated || stderr.truncated,
-                        false);
+                return status == KILLED && System.nanoTime() - commandDeadline >= 0 ? ExecResult.killedAtTimeout()
+                        : ExecResult.exited(status);
             } else {
+                byte[] decoded;
                 try {
-                    current.append(Base64.getDecoder().decode(line));
+                    decoded = Base64.getDecoder().decode(line);
                 } catch (IllegalArgumentException e) {
                     throw new IOException("the monitoring VM sent a malformed output line: " + printable(line));
                 }
+                chunks.append(decoded, line);
             }
         }
-    }
-
-    private static ExecResult timedOut(Output stdout, Output stderr) {
-        return new ExecResult(-1, stdout.bytes(), stderr.bytes(), stdout.truncated || stderr.truncated, true);
     }
 
     private static int exitStatus(String text) throws IOException {
@@ -230,29 +236,54 @@ public final class ExecChannel {
         }
     }
 
+    private interface IoAction {
+        void run() throws IOException;
+    }
+
     private static final class PortLock {
         final ReentrantLock lock = new ReentrantLock();
         int users;   // guarded by LOCKS
     }
 
-    /** One stream's output: the first {@code limit} bytes are kept, the rest only noted. */
-    private static final class Output {
-        private final ByteArrayOutputStream kept = new ByteArrayOutputStream();
-        private final int limit;
-        boolean truncated;
+    /** Decoded output on its way to the {@link ExecOutput}: one stream's, at most {@value #CHUNK} bytes. */
+    private static final class Chunks {
+        private final ExecOutput output;
+        private final byte[] buffer = new byte[CHUNK];
+        private int length;
+        private ExecStream stream;
 
-        Output(int limit) {
-            this.limit = limit;
+        Chunks(ExecOutput output) {
+            this.output = output;
         }
 
-        void append(byte[] bytes) {
-            int room = Math.min(bytes.length, limit - kept.size());
-            kept.write(bytes, 0, room);
-            truncated |= room < bytes.length;
+        void switchTo(ExecStream next) throws ExecReaderGoneException {
+            flush();
+            stream = next;
         }
 
-        byte[] bytes() {
-            return kept.toByteArray();
+        /** {@code line}: the guest's text, for the error if no stream was named first. */
+        void append(byte[] bytes, String line) throws IOException {
+            if (stream == null) {
+                throw new IOException("the monitoring VM sent output before naming its stream: " + printable(line));
+            }
+            if (length + bytes.length > buffer.length) {
+                flush();
+            }
+            System.arraycopy(bytes, 0, buffer, length, bytes.length);   // a line decodes to at most 3 KiB
+            length += bytes.length;
+        }
+
+        void flush() throws ExecReaderGoneException {
+            if (length == 0) {
+                return;
+            }
+            try {
+                output.write(stream, buffer, 0, length);
+            } catch (IOException e) {
+                throw new ExecReaderGoneException(e);
+            } finally {
+                length = 0;
+            }
         }
     }
 
@@ -260,14 +291,17 @@ public final class ExecChannel {
     private static final class LineReader {
         private final SocketChannel channel;
         private final Selector selector;
+        /** Runs before the reader waits for more input, so what has arrived goes on at once. */
+        private final IoAction beforeWait;
         private long deadline;
         private final ByteBuffer buffer = ByteBuffer.allocate(64 << 10).limit(0);   // unread: position..limit
         private final byte[] line = new byte[MAX_LINE];
 
-        LineReader(SocketChannel channel, Selector selector, long deadline) {
+        LineReader(SocketChannel channel, Selector selector, long deadline, IoAction beforeWait) {
             this.channel = channel;
             this.selector = selector;
             this.deadline = deadline;
+            this.beforeWait = beforeWait;
         }
 
         void extendDeadline(long later) {
@@ -303,6 +337,11 @@ public final class ExecChannel {
 
         private boolean fill() throws IOException {
             buffer.clear();
+            if (channel.read(buffer) > 0) {
+                buffer.flip();
+                return true;
+            }
+            beforeWait.run();
             while (true) {
                 long remaining = deadline - System.nanoTime();
                 if (remaining <= 0) {

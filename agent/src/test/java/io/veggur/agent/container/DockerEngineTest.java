@@ -16,6 +16,9 @@ import com.github.dockerjava.core.DefaultDockerClientConfig;
 import com.github.dockerjava.core.DockerClientImpl;
 import com.github.dockerjava.core.RemoteApiVersion;
 import com.github.dockerjava.zerodep.ZerodepDockerHttpClient;
+import io.veggur.agent.exec.CapturedOutput;
+import io.veggur.agent.exec.ExecReaderGoneException;
+import io.veggur.agent.exec.ExecResult;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -45,7 +48,6 @@ class DockerEngineTest {
     private static final String PREFIX = "veggur-test-%08x-".formatted(ThreadLocalRandom.current().nextInt());
     private static final int UID = 230_000 + ThreadLocalRandom.current().nextInt(10_000);
     private static final Duration TIMEOUT = Duration.ofSeconds(20);
-    private static final int MAX_OUTPUT = 1 << 20;
 
     @TempDir
     static Path temp;
@@ -181,10 +183,10 @@ class DockerEngineTest {
         assertThat(ok(shortId, "ls", "/vmi")).isEqualTo("probe\n");
         assertThat(ok(shortId, "cat", "/vmi/probe")).isEqualTo("probe\n");
 
-        ExecResult rootWrite = exec(shortId, "sh", "-c", "echo x > /written");
+        Run rootWrite = exec(shortId, "sh", "-c", "echo x > /written");
         assertThat(rootWrite.exitCode()).isNotZero();
         assertThat(text(rootWrite.stderr())).contains("Read-only file system");
-        ExecResult vmiWrite = exec(shortId, "sh", "-c", "echo x > /vmi/written");   // the uid owns the directory
+        Run vmiWrite = exec(shortId, "sh", "-c", "echo x > /vmi/written");   // the uid owns the directory
         assertThat(vmiWrite.exitCode()).isNotZero();
         assertThat(text(vmiWrite.stderr())).contains("Read-only file system");
         assertThat(socketDirectory.resolve("written")).doesNotExist();
@@ -312,34 +314,62 @@ class DockerEngineTest {
     void exec_exitCodeAndStreams_keptApart() throws Exception {
         String id = engine.start(spec("streams"));
 
-        ExecResult result = exec(id, "sh", "-c", "echo out; echo err >&2; exit 7");
+        Run result = exec(id, "sh", "-c", "echo out; echo err >&2; exit 7");
 
         assertThat(result.exitCode()).isEqualTo(7);
         assertThat(text(result.stdout())).isEqualTo("out\n");
         assertThat(text(result.stderr())).isEqualTo("err\n");
-        assertThat(result.truncated()).isFalse();
         assertThat(result.timedOut()).isFalse();
     }
 
     @Test
-    void exec_moreOutputThanTheLimit_keepsExactlyTheLimitAndRunsToTheEnd() throws Exception {
-        String id = engine.start(spec("bounded"));
+    void exec_passesOutputOnWhileTheCommandRuns() throws Exception {
+        String id = engine.start(spec("live"));
+        // The command goes on only once the host has seen its first line: a run that held output back until the
+        // command ended would wait for ever (here: time out).
+        Path go = socketDirectory.resolve("go");
+        CapturedOutput captured = new CapturedOutput();
+        ExecResult result = engine.exec(id, List.of("sh", "-c",
+                "echo first; while [ ! -e /vmi/go ]; do sleep 0.1; done; echo second"), TIMEOUT,
+                (stream, bytes, offset, length) -> {
+                    captured.write(stream, bytes, offset, length);
+                    if (text(captured.stdout()).startsWith("first\n")) {
+                        Files.writeString(go, "");
+                    }
+                });
+
+        assertThat(result.timedOut()).isFalse();
+        assertThat(result.exitCode()).isZero();
+        assertThat(text(captured.stdout())).isEqualTo("first\nsecond\n");
+    }
+
+    @Test
+    void exec_muchOutput_isPassedOnWhole() throws Exception {
+        String id = engine.start(spec("loud"));
         String loud = "i=0; while [ $i -lt 4000 ]; do echo 0123456789012345678901234567890123456789; i=$((i+1)); done";
 
-        ExecResult out = engine.exec(id, List.of("sh", "-c", loud + "; exit 3"), TIMEOUT, 1000);
-        ExecResult err = engine.exec(id, List.of("sh", "-c", "(" + loud + ") >&2; echo done"), TIMEOUT, 1000);
+        Run out = exec(id, "sh", "-c", loud + "; exit 3");
+        Run err = exec(id, "sh", "-c", "(" + loud + ") >&2; echo done");
 
-        assertThat(out.stdout()).hasSize(1000);
-        assertThat(text(out.stdout())).startsWith("0123456789012345678901234567890123456789\n0123");
-        assertThat(out.truncated()).isTrue();
-        assertThat(out.exitCode()).isEqualTo(3);   // 164 kB written: the process was drained, not blocked
-        assertThat(err.stderr()).hasSize(1000);
+        assertThat(out.stdout()).hasSize(4000 * 41);
+        assertThat(out.exitCode()).isEqualTo(3);
+        assertThat(err.stderr()).hasSize(4000 * 41);
         assertThat(text(err.stdout())).isEqualTo("done\n");
-        assertThat(err.truncated()).isTrue();
-        assertThat(err.exitCode()).isZero();
-        ExecResult exact = engine.exec(id, List.of("echo", "12345"), TIMEOUT, 6);
-        assertThat(exact.stdout()).hasSize(6);
-        assertThat(exact.truncated()).isFalse();
+    }
+
+    @Test
+    void exec_readerGone_killsTheCommand() throws Exception {
+        String id = engine.start(spec("gone"));
+
+        assertThatThrownBy(() -> engine.exec(id, List.of("sh", "-c", "echo started; sleep 3600"), TIMEOUT,
+                (stream, bytes, offset, length) -> {
+                    throw new IOException("the client left");
+                }))
+                .isInstanceOf(ExecReaderGoneException.class)
+                .hasRootCauseMessage("the client left");
+
+        String commands = ok(id, "sh", "-c", "cat /proc/[0-9]*/cmdline").replace('\0', ' ');
+        assertThat(commands).doesNotContain("sleep 3600").contains("sleep 86400");
     }
 
     @Test
@@ -347,13 +377,14 @@ class DockerEngineTest {
         String id = engine.start(spec("timeout"));
 
         long start = System.nanoTime();
+        CapturedOutput captured = new CapturedOutput();
         ExecResult result = engine.exec(id, List.of("sh", "-c", "echo started; sleep 30; echo never"),
-                Duration.ofSeconds(1), MAX_OUTPUT);
+                Duration.ofSeconds(1), captured);
         long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
 
         assertThat(result.timedOut()).isTrue();
         assertThat(result.exitCode()).isEqualTo(-1);
-        assertThat(text(result.stdout())).isEqualTo("started\n");
+        assertThat(text(captured.stdout())).isEqualTo("started\n");
         assertThat(elapsedMillis).isBetween(1000L, 3000L);
         // Neither the shell nor its sleep is left: every cmdline in the container's pid namespace.
         String commands = ok(id, "sh", "-c", "cat /proc/[0-9]*/cmdline").replace('\0', ' ');
@@ -362,7 +393,7 @@ class DockerEngineTest {
 
     @Test
     void exec_absentContainer_clearError() {
-        assertThatThrownBy(() -> engine.exec(PREFIX + "absent", List.of("id"), TIMEOUT, MAX_OUTPUT))
+        assertThatThrownBy(() -> engine.exec(PREFIX + "absent", List.of("id"), TIMEOUT, new CapturedOutput()))
                 .isInstanceOf(ContainerException.class)
                 .hasMessage("exec id in container " + PREFIX + "absent: No such container: " + PREFIX + "absent (HTTP 404)");
     }
@@ -426,13 +457,18 @@ class DockerEngineTest {
         return merged;
     }
 
-    private static ExecResult exec(String container, String... argv) throws ContainerException {
-        return engine.exec(container, List.of(argv), TIMEOUT, MAX_OUTPUT);
+    /** How a command ended, with all it wrote. */
+    private record Run(int exitCode, boolean timedOut, byte[] stdout, byte[] stderr) {}
+
+    private static Run exec(String container, String... argv) throws ContainerException, ExecReaderGoneException {
+        CapturedOutput captured = new CapturedOutput();
+        ExecResult ended = engine.exec(container, List.of(argv), TIMEOUT, captured);
+        return new Run(ended.exitCode(), ended.timedOut(), captured.stdout(), captured.stderr());
     }
 
     /** Stdout of a command that must succeed. */
-    private static String ok(String container, String... argv) throws ContainerException {
-        ExecResult result = exec(container, argv);
+    private static String ok(String container, String... argv) throws ContainerException, ExecReaderGoneException {
+        Run result = exec(container, argv);
         assertThat(result.exitCode()).as("%s: %s", List.of(argv), text(result.stderr())).isZero();
         return text(result.stdout());
     }
