@@ -162,8 +162,10 @@ class NetworkFlavorIT {
     @Test
     @Order(6)
     void plaintext_whenTlsIsRequired_isRefused() throws Exception {
-        assertRefused(Cli.runIn(cohost.name, agent.home, Map.of(), "vmi", "info", "--socket",
-                "tcp://" + cohost.hostAddress + ":" + alicePort));
+        Cli.Result plaintext = Cli.runIn(cohost.name, agent.home, Map.of(), "vmi", "info", "--socket",
+                "tcp://" + cohost.hostAddress + ":" + alicePort);
+        assertRefused(plaintext);
+        assertThat(plaintext.stderr()).contains("the server speaks TLS");
         assertThat(agent.audit("denied")).anySatisfy(record -> assertThat(line(record))
                 .contains("network:" + cohost.clientAddress + " net.connect vm:alice/web").contains("TLS handshake failed"));
     }

@@ -10,7 +10,7 @@ import io.veggur.protocol.WireCodec;
 import io.veggur.vmi.transport.Connection;
 import java.io.FileDescriptor;
 import java.io.IOException;
-import java.io.InputStream;
+import java.io.PushbackInputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -36,6 +36,9 @@ final class ProtocolClient implements AutoCloseable {
     /** A reply paired with the descriptor that arrived with it, if any. */
     record Answer(Reply reply, FileDescriptor fd) {}
 
+    /** Content type and version: the bytes that tell a TLS record (see {@link #refuseTls}). */
+    private static final int TLS_RECORD_START = 3;
+
     private final Connection connection;
     private final OutputStream out;
     private final Duration timeout;
@@ -50,7 +53,7 @@ final class ProtocolClient implements AutoCloseable {
         this.connection = connection;
         this.out = connection.output();
         this.timeout = timeout;
-        InputStream in = connection.input();
+        PushbackInputStream in = new PushbackInputStream(connection.input(), TLS_RECORD_START);
         Thread.ofPlatform().daemon().name("veggur-client-reader").start(() -> readLoop(in));
     }
 
@@ -104,9 +107,10 @@ final class ProtocolClient implements AutoCloseable {
         return answer;
     }
 
-    private void readLoop(InputStream in) {
+    private void readLoop(PushbackInputStream in) {
         IOException cause;
         try {
+            refuseTls(in);
             while (true) {
                 Frame frame = Frame.read(in);
                 if (frame == null) {
@@ -132,6 +136,21 @@ final class ProtocolClient implements AutoCloseable {
             cause = e;
         }
         fail(cause);
+    }
+
+    /**
+     * A TLS server answers a plaintext hello with a TLS alert record, which as a frame would be a length of about
+     * 197 000 bytes and a confusing error. The server's first frame (its welcome) is far smaller, so bytes that
+     * begin a TLS record there are one.
+     */
+    private static void refuseTls(PushbackInputStream in) throws IOException {
+        byte[] start = in.readNBytes(TLS_RECORD_START);
+        in.unread(start);
+        boolean tlsRecord = start.length == TLS_RECORD_START && (start[0] == 0x15 || start[0] == 0x16)
+                && start[1] == 0x03 && start[2] >= 0x00 && start[2] <= 0x04;
+        if (tlsRecord) {
+            throw new IOException("the server speaks TLS: connect with tls://HOST:PORT?identity=FILE");
+        }
     }
 
     /** Completes with the reason once the connection has ended, whoever ended it. */

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.veggur.vmi.IntrospectionSession;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -134,6 +135,16 @@ class TlsTransportTest {
         assertThatThrownBy(() -> new TlsTransport("127.0.0.1", 1, identity).open())
                 .isInstanceOf(IOException.class)
                 .hasMessage("TLS identity " + identity + " holds no CA certificate to verify the server");
+    }
+
+    @Test
+    void plaintextSession_toATlsServer_isToldToUseTls() throws Exception {
+        try (TlsEchoServer server = new TlsEchoServer(pki.server)) {
+            // The JDK's TLS server answers the plaintext hello frame with an alert record.
+            assertThatThrownBy(() -> IntrospectionSession.connect("tcp://127.0.0.1:" + server.port()))
+                    .isInstanceOf(IOException.class)
+                    .hasMessageContaining("the server speaks TLS: connect with tls://HOST:PORT?identity=FILE");
+        }
     }
 
     @Test
