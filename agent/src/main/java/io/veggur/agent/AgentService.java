@@ -233,10 +233,20 @@ public final class AgentService {
         List<Cidr> blocks = (clients.isEmpty() ? List.of("127.0.0.0/8", "::1/128") : clients).stream()
                 .map(Cidr::parse).toList();
         EnvironmentRequest request = new EnvironmentRequest(role, blocks, plaintext);
-        Environment environment = store.createEnvironment(tenant, ref, flavor, role);
-        ReentrantLock lock = locks.of(environment.vmId());
+        // The row is created under the VM's lock: the reconciler takes a CREATING row it can lock the VM of for one
+        // whose builder died, and would roll it back under a builder that has not started yet.
+        long vmId = vm(who, ref).vm().id();
+        ReentrantLock lock = locks.of(vmId);
         lock.lock();
         try {
+            Environment environment = store.createEnvironment(tenant, ref, flavor, role);
+            if (environment.vmId() != vmId) {
+                // The VM was deleted and another created under its name since the lookup (the reconciler, holding
+                // that VM's lock, removes this row).
+                store.transitionEnvironment(environment.id(), EnvironmentState.CREATING, EnvironmentState.DELETING,
+                        "its VM was replaced while it was requested");
+                throw new ApiException(409, "VM '" + ref + "' was replaced while the environment was requested");
+            }
             Vm vm = store.vm(environment.vmId()).orElseThrow();
             store.recordEnvironmentHandle(environment.id(), builder.handle(environment.id()),
                     sockets.directory(environment.id()));
