@@ -198,6 +198,27 @@ class ExecChannelIT {
     }
 
     @Test
+    void aReaderThatLeavesWhileTheCommandIsSilent_cancelsItToo() throws Exception {
+        Captured output = new Captured();
+        assertThatThrownBy(() -> ExecChannel.exec(port, List.of("sh", "-c", "echo quiet; sleep 3600"),
+                Duration.ofMinutes(5), new ExecOutput() {
+                    @Override
+                    public void write(ExecStream stream, byte[] bytes, int offset, int length) {
+                        output.write(stream, bytes, offset, length);
+                    }
+
+                    @Override
+                    public void keepAlive() throws IOException {
+                        throw new IOException("the reader left");
+                    }
+                }))
+                .isInstanceOf(ExecReaderGoneException.class)
+                .hasRootCauseMessage("the reader left");
+        assertThat(text(output.stdout())).isEqualTo("quiet\n");
+        assertThat(run("pidof", "sleep").exitCode()).as("the cancelled command's process group is gone").isEqualTo(1);
+    }
+
+    @Test
     void aRequestWhoseHostLeftIsCancelled_andTheNextCallRuns() throws Exception {
         // A host that sends a request and leaves: nobody reads the command's output, so it does not run on.
         try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {

@@ -14,6 +14,7 @@ import io.veggur.agent.AgentService;
 import io.veggur.agent.ApiException;
 import io.veggur.agent.audit.AuditEntry;
 import io.veggur.agent.audit.AuditRecord;
+import io.veggur.agent.exec.ExecOutput;
 import io.veggur.agent.exec.ExecReaderGoneException;
 import io.veggur.agent.exec.ExecStream;
 import io.veggur.agent.store.AgentStore;
@@ -309,8 +310,18 @@ public final class AgentApi {
         return Answer.streaming(lines -> {
             AgentService.Finished finished;
             try {
-                finished = exec.run((stream, bytes, offset, length) -> lines.write(JSON.createObjectNode().put(
-                        stream == ExecStream.STDOUT ? "stdout" : "stderr", Arrays.copyOfRange(bytes, offset, offset + length))));
+                finished = exec.run(new ExecOutput() {
+                    @Override
+                    public void write(ExecStream stream, byte[] bytes, int offset, int length) throws IOException {
+                        lines.write(JSON.createObjectNode().put(stream == ExecStream.STDOUT ? "stdout" : "stderr",
+                                Arrays.copyOfRange(bytes, offset, offset + length)));
+                    }
+
+                    @Override
+                    public void keepAlive() throws IOException {
+                        lines.blank();
+                    }
+                });
             } catch (ExecReaderGoneException e) {
                 return;   // the client left, and the command was killed
             }

@@ -6,7 +6,8 @@ import java.io.IOException;
 import java.io.OutputStream;
 
 /**
- * An answer sent as JSON lines (application/x-ndjson), each flushed as it is written so the client sees it at once.
+ * An answer sent as JSON lines (application/x-ndjson), each flushed as it is written so the client sees it at once;
+ * empty lines may come between them (keep-alives, which readers skip).
  * Writes are serialised. The first failed write marks the stream broken (the client left) and every later write fails
  * at once. Helidon reports a peer that is gone with unchecked exceptions (ServerConnectionException, or an
  * UncheckedIOException); they become IOExceptions here, as {@link io.veggur.agent.exec.ExecOutput} promises.
@@ -22,10 +23,18 @@ final class JsonLines implements AutoCloseable {
     }
 
     synchronized void write(JsonNode line) throws IOException {
+        writeLine(JSON.writeValueAsBytes(line));
+    }
+
+    /** An empty line, which readers skip: only to find out whether the client is still there. */
+    synchronized void blank() throws IOException {
+        writeLine(new byte[0]);
+    }
+
+    private void writeLine(byte[] bytes) throws IOException {
         if (broken) {
             throw new IOException("the client left");
         }
-        byte[] bytes = JSON.writeValueAsBytes(line);
         try {
             out.write(bytes);
             out.write('\n');

@@ -38,6 +38,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 
 /**
@@ -227,23 +228,32 @@ public final class DockerEngine implements AutoCloseable {
                 .getId());
         try (var forwarder = new OutputForwarder(output)) {
             call(action, () -> docker.execStartCmd(execId).exec(forwarder));
-            boolean ended = forwarder.awaitEnd(deadline - System.nanoTime());
+            boolean ended = false;
+            while (!ended && System.nanoTime() - deadline < 0) {
+                ended = forwarder.awaitEnd(Math.min(deadline - System.nanoTime(),
+                        TimeUnit.MILLISECONDS.toNanos(ExecOutput.KEEP_ALIVE_MILLIS)));
+                if (!ended) {
+                    forwarder.keepAliveIfSilent();
+                }
+            }
+            // Each way out but a normal end kills the command before the stream closes: closing waits for a chunk
+            // being written, which a client that does not read could hold up for long.
             if (forwarder.readerFailure() != null) {
-                forwarder.close();
                 killIfRunning(execId);
+                forwarder.close();
                 throw new ExecReaderGoneException(forwarder.readerFailure());
             }
             if (forwarder.streamFailure() != null) {
-                forwarder.close();
                 killIfRunning(execId);
+                forwarder.close();
                 throw translate(action, forwarder.streamFailure());
             }
             Long exitCode = ended ? recordedExitCode(action, execId, deadline) : null;
             if (exitCode != null) {
                 return ExecResult.exited(exitCode.intValue());
             }
-            forwarder.close();
             killIfRunning(execId);
+            forwarder.close();
             return ExecResult.killedAtTimeout();
         } catch (InterruptedException e) {
             // The stream is closed on the way out; the command is not killed (its requests would be interrupted too).
@@ -377,7 +387,8 @@ public final class DockerEngine implements AutoCloseable {
         private final ExecOutput output;
         private final CountDownLatch end = new CountDownLatch(1);
         /** Held while a chunk is written: once {@link #close} returns, nothing more reaches the output. */
-        private final Object writing = new Object();
+        private final ReentrantLock writing = new ReentrantLock();
+        private volatile long lastWrite = System.nanoTime();
         private Closeable stream;
         private volatile boolean closed;
         private volatile Throwable streamFailure;
@@ -411,16 +422,18 @@ public final class DockerEngine implements AutoCloseable {
                 return;
             }
             byte[] payload = frame.getPayload();   // docker-java may reuse this array for the next frame
-            synchronized (writing) {
+            writing.lock();
+            try {
                 if (closed || readerFailure != null) {
                     return;
                 }
-                try {
-                    output.write(target, payload, 0, payload.length);
-                } catch (IOException e) {
-                    readerFailure = e;
-                    end.countDown();
-                }
+                output.write(target, payload, 0, payload.length);
+                lastWrite = System.nanoTime();
+            } catch (IOException e) {
+                readerFailure = e;
+                end.countDown();
+            } finally {
+                writing.unlock();
             }
         }
 
@@ -438,6 +451,29 @@ public final class DockerEngine implements AutoCloseable {
         @Override
         public void onComplete() {
             end.countDown();
+        }
+
+        /**
+         * {@link ExecOutput#keepAlive} if nothing was written for a while; a failure ends the run like a write's. A
+         * chunk being written (perhaps held up by a slow reader) is life enough: then it returns at once.
+         */
+        void keepAliveIfSilent() {
+            if (System.nanoTime() - lastWrite < TimeUnit.MILLISECONDS.toNanos(ExecOutput.KEEP_ALIVE_MILLIS)
+                    || !writing.tryLock()) {
+                return;
+            }
+            try {
+                if (closed || readerFailure != null) {
+                    return;
+                }
+                output.keepAlive();
+                lastWrite = System.nanoTime();
+            } catch (IOException e) {
+                readerFailure = e;
+                end.countDown();
+            } finally {
+                writing.unlock();
+            }
         }
 
         boolean awaitEnd(long nanos) throws InterruptedException {
@@ -462,9 +498,8 @@ public final class DockerEngine implements AutoCloseable {
             if (toClose != null) {
                 closeQuietly(toClose);
             }
-            synchronized (writing) {
-                // a chunk being written when the stream closed has been written now; no other follows
-            }
+            writing.lock();   // a chunk being written when the stream closed has been written now; no other follows
+            writing.unlock();
         }
 
         private static void closeQuietly(Closeable stream) {

@@ -4,10 +4,13 @@ import java.io.IOException;
 
 /**
  * Where a command's output goes while it runs, chunk by chunk, in the order each stream produced it. A runner calls
- * it from one thread at a time and never keeps {@code bytes} after the call returns.
+ * it from one thread at a time and never keeps {@code bytes} after the call returns, and calls {@link #keepAlive}
+ * whenever the command has been silent for {@link #KEEP_ALIVE_MILLIS}, so a reader that left is noticed even then.
  */
 @FunctionalInterface
 public interface ExecOutput {
+    long KEEP_ALIVE_MILLIS = 2000;
+
     /**
      * Takes one chunk. May block (a slow reader slows the command down, within its timeout).
      *
@@ -15,4 +18,12 @@ public interface ExecOutput {
      *         with an {@link ExecReaderGoneException}
      */
     void write(ExecStream stream, byte[] bytes, int offset, int length) throws IOException;
+
+    /**
+     * Says the command still runs, though silent.
+     *
+     * @throws IOException when nobody reads the output any more, as for {@link #write}
+     */
+    default void keepAlive() throws IOException {
+    }
 }

@@ -31,6 +31,11 @@ public final class LimitedOutput implements ExecOutput {
         }
     }
 
+    @Override
+    public void keepAlive() throws IOException {
+        target.keepAlive();
+    }
+
     /** Whether either stream had more than the limit. */
     public boolean truncated() {
         return truncated;

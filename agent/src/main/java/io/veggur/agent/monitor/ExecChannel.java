@@ -120,7 +120,7 @@ public final class ExecChannel {
                     channel.register(selector, SelectionKey.OP_READ);
                     Chunks chunks = new Chunks(output);
                     // Closing the channel on the way out, normal or not, is what cancels a command still running.
-                    return receive(new LineReader(channel, selector, beginDeadline, chunks::flush), nonce,
+                    return receive(new LineReader(channel, selector, beginDeadline, chunks::flush, chunks::keepAlive), nonce,
                             commandDeadline, beginDeadline + REPLY_TIME.toNanos(), chunks);
                 }
             } finally {
@@ -273,6 +273,14 @@ public final class ExecChannel {
             length += bytes.length;
         }
 
+        void keepAlive() throws ExecReaderGoneException {
+            try {
+                output.keepAlive();
+            } catch (IOException e) {
+                throw new ExecReaderGoneException(e);
+            }
+        }
+
         void flush() throws ExecReaderGoneException {
             if (length == 0) {
                 return;
@@ -293,15 +301,18 @@ public final class ExecChannel {
         private final Selector selector;
         /** Runs before the reader waits for more input, so what has arrived goes on at once. */
         private final IoAction beforeWait;
+        /** Runs after each {@link ExecOutput#KEEP_ALIVE_MILLIS} of waiting in vain. */
+        private final IoAction whileSilent;
         private long deadline;
         private final ByteBuffer buffer = ByteBuffer.allocate(64 << 10).limit(0);   // unread: position..limit
         private final byte[] line = new byte[MAX_LINE];
 
-        LineReader(SocketChannel channel, Selector selector, long deadline, IoAction beforeWait) {
+        LineReader(SocketChannel channel, Selector selector, long deadline, IoAction beforeWait, IoAction whileSilent) {
             this.channel = channel;
             this.selector = selector;
             this.deadline = deadline;
             this.beforeWait = beforeWait;
+            this.whileSilent = whileSilent;
         }
 
         void extendDeadline(long later) {
@@ -342,13 +353,20 @@ public final class ExecChannel {
                 return true;
             }
             beforeWait.run();
+            long silentSince = System.nanoTime();
             while (true) {
-                long remaining = deadline - System.nanoTime();
+                long now = System.nanoTime();
+                long remaining = deadline - now;
                 if (remaining <= 0) {
                     buffer.flip();
                     return false;
                 }
-                selector.select(Math.max(1, TimeUnit.NANOSECONDS.toMillis(remaining)));
+                if (now - silentSince >= TimeUnit.MILLISECONDS.toNanos(ExecOutput.KEEP_ALIVE_MILLIS)) {
+                    whileSilent.run();
+                    silentSince = now;
+                }
+                selector.select(Math.max(1, Math.min(ExecOutput.KEEP_ALIVE_MILLIS,
+                        TimeUnit.NANOSECONDS.toMillis(remaining))));
                 selector.selectedKeys().clear();
                 if (Thread.currentThread().isInterrupted()) {
                     throw new InterruptedIOException("interrupted while waiting for the monitoring VM");

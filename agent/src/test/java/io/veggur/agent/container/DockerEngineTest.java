@@ -17,8 +17,10 @@ import com.github.dockerjava.core.DockerClientImpl;
 import com.github.dockerjava.core.RemoteApiVersion;
 import com.github.dockerjava.zerodep.ZerodepDockerHttpClient;
 import io.veggur.agent.exec.CapturedOutput;
+import io.veggur.agent.exec.ExecOutput;
 import io.veggur.agent.exec.ExecReaderGoneException;
 import io.veggur.agent.exec.ExecResult;
+import io.veggur.agent.exec.ExecStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -368,6 +370,31 @@ class DockerEngineTest {
                 .isInstanceOf(ExecReaderGoneException.class)
                 .hasRootCauseMessage("the client left");
 
+        String commands = ok(id, "sh", "-c", "cat /proc/[0-9]*/cmdline").replace('\0', ' ');
+        assertThat(commands).doesNotContain("sleep 3600").contains("sleep 86400");
+    }
+
+    @Test
+    void exec_readerGone_whileTheCommandIsSilent_killsTheCommand() throws Exception {
+        String id = engine.start(spec("silent"));
+        CapturedOutput captured = new CapturedOutput();
+
+        assertThatThrownBy(() -> engine.exec(id, List.of("sh", "-c", "echo started; sleep 3600"), TIMEOUT,
+                new ExecOutput() {
+                    @Override
+                    public void write(ExecStream stream, byte[] bytes, int offset, int length) {
+                        captured.write(stream, bytes, offset, length);
+                    }
+
+                    @Override
+                    public void keepAlive() throws IOException {
+                        throw new IOException("the client left");
+                    }
+                }))
+                .isInstanceOf(ExecReaderGoneException.class)
+                .hasRootCauseMessage("the client left");
+
+        assertThat(text(captured.stdout())).isEqualTo("started\n");
         String commands = ok(id, "sh", "-c", "cat /proc/[0-9]*/cmdline").replace('\0', ' ');
         assertThat(commands).doesNotContain("sleep 3600").contains("sleep 86400");
     }
