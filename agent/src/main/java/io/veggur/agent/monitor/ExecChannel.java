@@ -120,8 +120,8 @@ public final class ExecChannel {
                     channel.register(selector, SelectionKey.OP_READ);
                     Chunks chunks = new Chunks(output);
                     // Closing the channel on the way out, normal or not, is what cancels a command still running.
-                    return receive(new LineReader(channel, selector, beginDeadline, chunks::flush, chunks::keepAlive), nonce,
-                            commandDeadline, beginDeadline + REPLY_TIME.toNanos(), chunks);
+                    LineReader reader = new LineReader(channel, selector, beginDeadline, chunks::flush, chunks::keepAlive);
+                    return receive(reader, nonce, commandDeadline, beginDeadline + REPLY_TIME.toNanos(), chunks);
                 }
             } finally {
                 port.lock.unlock();
