@@ -424,14 +424,7 @@ public final class DockerEngine implements AutoCloseable {
             byte[] payload = frame.getPayload();   // docker-java may reuse this array for the next frame
             writing.lock();
             try {
-                if (closed || readerFailure != null) {
-                    return;
-                }
-                output.write(target, payload, 0, payload.length);
-                lastWrite = System.nanoTime();
-            } catch (IOException e) {
-                readerFailure = e;
-                end.countDown();
+                passOn(() -> output.write(target, payload, 0, payload.length));
             } finally {
                 writing.unlock();
             }
@@ -463,17 +456,28 @@ public final class DockerEngine implements AutoCloseable {
                 return;
             }
             try {
-                if (closed || readerFailure != null) {
-                    return;
-                }
-                output.keepAlive();
+                passOn(output::keepAlive);
+            } finally {
+                writing.unlock();
+            }
+        }
+
+        /** One call on the output, unless the run is over; the caller holds {@link #writing}. A failure ends the run. */
+        private void passOn(OutputCall call) {
+            if (closed || readerFailure != null) {
+                return;
+            }
+            try {
+                call.run();
                 lastWrite = System.nanoTime();
             } catch (IOException e) {
                 readerFailure = e;
                 end.countDown();
-            } finally {
-                writing.unlock();
             }
+        }
+
+        private interface OutputCall {
+            void run() throws IOException;
         }
 
         boolean awaitEnd(long nanos) throws InterruptedException {
