@@ -198,6 +198,10 @@ public final class ExecChannel {
             } else {
                 byte[] decoded;
                 try {
+                    // The guest's base64 pads every line to whole 4-character groups; the decoder would not insist.
+                    if (line.length() % 4 != 0) {
+                        throw new IllegalArgumentException("not whole 4-character groups");
+                    }
                     decoded = Base64.getDecoder().decode(line);
                 } catch (IllegalArgumentException e) {
                     throw new IOException("the monitoring VM sent a malformed output line: " + printable(line));
