@@ -29,12 +29,17 @@ final class BenchHost {
         /** Its stdout, or an exception if it did not exit 0. */
         String stdoutIfOk(List<String> argv) throws IOException {
             if (exitCode != 0 || timedOut) {
-                String tail = stderr.length() <= 2000 ? stderr : "..." + stderr.substring(stderr.length() - 2000);
                 throw new IOException(String.join(" ", argv) + ": exit " + exitCode + (timedOut ? " (timed out)" : "")
-                        + ": " + tail);
+                        + ": " + tail(stderr));
             }
             return stdout;
         }
+    }
+
+    /** The end of a tool's error output, for an exception message. */
+    static String tail(String text) {
+        String stripped = text.strip();
+        return stripped.length() <= 600 ? stripped : "..." + stripped.substring(stripped.length() - 600);
     }
 
     /** Runs argv in the tenant's environment for the VM at vmPath through the API, its output kept. */

@@ -618,7 +618,7 @@ public final class FlavorBenchmark {
             }
             if (process.exitValue() != 0) {
                 // The JVM reports some start-up errors on stdout.
-                throw new IOException(what + ": exit " + process.exitValue() + ": " + tail(Files.readString(err) + "\n"
+                throw new IOException(what + ": exit " + process.exitValue() + ": " + BenchHost.tail(Files.readString(err) + "\n"
                         + Files.readString(out)));
             }
             return Files.readString(out);
@@ -626,11 +626,6 @@ public final class FlavorBenchmark {
             Files.deleteIfExists(out);
             Files.deleteIfExists(err);
         }
-    }
-
-    private static String tail(String text) {
-        String stripped = text.strip();
-        return stripped.length() <= 600 ? stripped : "..." + stripped.substring(stripped.length() - 600);
     }
 
     /** The issued identity, written as `veggur env create --identity FILE` writes it: FILE and FILE.password, 0600. */

@@ -1,8 +1,8 @@
 package io.veggur.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.veggur.agent.client.AgentClient;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.veggur.agent.client.AgentClient;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
